@@ -1,0 +1,1 @@
+"""Lua scripts run by the Redis stores; ``_common.lua`` is prefixed to each."""

@@ -1,0 +1,47 @@
+-- Shared helpers, prefixed to every equeue script.
+-- ARGV[1] is always a time override in ms ('' in production: the time then comes
+-- from Redis TIME, so application servers with skewed clocks agree).
+
+local function equeue_now_ms()
+  if ARGV[1] ~= '' then
+    return tonumber(ARGV[1])
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function equeue_int(x)
+  return string.format('%.0f', x)
+end
+
+-- The epoch is the ticket counter's starting value, taken from the clock when the
+-- room's data is first created. Tickets of a lost generation are therefore always
+-- smaller than any ticket of the next one.
+local function equeue_epoch(meta, now)
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if epoch then
+    return tonumber(epoch)
+  end
+  epoch = now * 1000
+  redis.call('HSET', meta, 'epoch', equeue_int(epoch), 'next_ticket', equeue_int(epoch))
+  return epoch
+end
+
+local function equeue_active(admitted, now)
+  return redis.call('ZCOUNT', admitted, '(' .. equeue_int(now), '+inf')
+end
+
+local function equeue_rate_room(admits, now, per_minute)
+  if per_minute <= 0 then
+    return -1
+  end
+  local used = redis.call('ZCOUNT', admits, '(' .. equeue_int(now - 60000), '+inf')
+  return per_minute - used
+end
+
+local function equeue_admit(meta, seen, admitted, admits, visitor, ticket, now, ttl)
+  redis.call('ZADD', admitted, equeue_int(now + ttl), visitor)
+  redis.call('ZREM', seen, visitor)
+  redis.call('ZADD', admits, equeue_int(now), equeue_int(ticket))
+  redis.call('HINCRBY', meta, 'admitted_total', 1)
+end

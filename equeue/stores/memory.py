@@ -1,0 +1,363 @@
+"""The embedded in-memory store: one process, no server needed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
+
+from ..rules import RoomRules, check_room_name
+from ._redis_common import HEARTBEAT_HISTORY
+from .base import (
+    ETA_WINDOW_MS,
+    AsyncQueueStore,
+    Placement,
+    QueueStore,
+    RoomSnapshot,
+    TickResult,
+)
+
+__all__ = ["AsyncMemoryStore", "MemoryStore"]
+
+_RATE_WINDOW_MS = 60_000
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class _Room:
+    epoch: int
+    next_ticket: int
+    admitted_total: int = 0
+    evicted_total: int = 0
+    tickets: dict[str, int] = field(default_factory=dict)
+    queue: SortedList = field(default_factory=SortedList)  # (ticket, visitor_id)
+    seen_at: dict[str, int] = field(default_factory=dict)
+    seen: SortedList = field(default_factory=SortedList)  # (ms, visitor_id)
+    until: dict[str, int] = field(default_factory=dict)
+    admitted: SortedList = field(default_factory=SortedList)  # (until_ms, visitor_id)
+    admits: deque[int] = field(default_factory=deque)  # admission times, ms
+    restored: set[str] = field(default_factory=set)
+    history: OrderedDict[str, deque[int]] = field(default_factory=OrderedDict)
+
+    def position(self, visitor_id: str) -> int:
+        return int(self.queue.index((self.tickets[visitor_id], visitor_id))) + 1
+
+    def active(self, now: int) -> int:
+        return len(self.admitted) - int(self.admitted.bisect_right((now, "\uffff")))
+
+    def admits_since(self, since: int) -> int:
+        return sum(1 for t in self.admits if t > since)
+
+    def touch(self, visitor_id: str, now: int) -> None:
+        self.forget_seen(visitor_id)
+        self.seen_at[visitor_id] = now
+        self.seen.add((now, visitor_id))
+
+    def forget_seen(self, visitor_id: str) -> None:
+        old = self.seen_at.pop(visitor_id, None)
+        if old is not None:
+            self.seen.remove((old, visitor_id))
+
+    def dequeue(self, visitor_id: str) -> bool:
+        ticket = self.tickets.pop(visitor_id, None)
+        if ticket is None:
+            return False
+        self.queue.remove((ticket, visitor_id))
+        self.forget_seen(visitor_id)
+        return True
+
+    def drop_admitted(self, visitor_id: str) -> bool:
+        until = self.until.pop(visitor_id, None)
+        if until is None:
+            return False
+        self.admitted.remove((until, visitor_id))
+        return True
+
+    def admit(self, visitor_id: str, now: int, ttl_ms: int) -> int:
+        self.forget_seen(visitor_id)
+        self.until[visitor_id] = now + ttl_ms
+        self.admitted.add((now + ttl_ms, visitor_id))
+        self.admits.append(now)
+        self.admitted_total += 1
+        return now + ttl_ms
+
+    def rate_room(self, now: int, per_minute: int | None) -> int | None:
+        if per_minute is None:
+            return None
+        return per_minute - self.admits_since(now - _RATE_WINDOW_MS)
+
+
+class MemoryStore(QueueStore):
+    """A :class:`QueueStore` in this process's memory.
+
+    It is the default when no Redis URL is configured. State is lost when the
+    process ends and is not shared between processes, so run one server process.
+
+    :param now_ms: the clock, in ms; tests inject one to move time without sleeping.
+    """
+
+    url_schemes = ("memory",)
+
+    def __init__(self, *, now_ms: Callable[[], int] = _wall_ms) -> None:
+        self._now_ms = now_ms
+        self._rooms: dict[str, _Room] = {}
+        self._lock = threading.Lock()
+
+    def _room(self, room: str, now: int) -> _Room:
+        state = self._rooms.get(room)
+        if state is None:
+            check_room_name(room)
+            state = self._rooms[room] = _Room(epoch=now * 1000, next_ticket=now * 1000)
+        return state
+
+    def clear(self) -> None:
+        """Forget every room, as a Redis restart without persistence would."""
+        with self._lock:
+            self._rooms.clear()
+
+    def join(
+        self,
+        room: str,
+        visitor_id: str,
+        rules: RoomRules,
+        claim: tuple[int, int] | None = None,
+    ) -> Placement:
+        with self._lock:
+            now = self._now_ms()
+            state = self._room(room, now)
+            until = state.until.get(visitor_id)
+            if until is not None and until > now:
+                return Placement(visitor_id, "admitted", 0, None, len(state.queue),
+                                 state.epoch, now, until)
+
+            if visitor_id in state.tickets:
+                state.touch(visitor_id, now)
+                return Placement(visitor_id, "queued", state.position(visitor_id),
+                                 state.tickets[visitor_id], len(state.queue),
+                                 state.epoch, now)
+
+            if until is not None:
+                state.drop_admitted(visitor_id)
+            ticket, restored = self._new_ticket(state, visitor_id, claim)
+
+            rate_room = state.rate_room(now, rules.admit_per_minute)
+            if (
+                not state.queue
+                and state.active(now) < rules.capacity
+                and (rate_room is None or rate_room > 0)
+            ):
+                until = state.admit(visitor_id, now, rules.session_ttl_ms)
+                return Placement(visitor_id, "admitted", 0, None, 0, state.epoch, now,
+                                 until, restored)
+
+            state.tickets[visitor_id] = ticket
+            state.queue.add((ticket, visitor_id))
+            state.touch(visitor_id, now)
+            return Placement(visitor_id, "queued", state.position(visitor_id), ticket,
+                             len(state.queue), state.epoch, now, None, restored)
+
+    @staticmethod
+    def _new_ticket(
+        state: _Room, visitor_id: str, claim: tuple[int, int] | None
+    ) -> tuple[int, bool]:
+        if claim is not None:
+            ticket, epoch = claim
+            if (
+                epoch < state.epoch
+                and ticket < state.epoch
+                and visitor_id not in state.restored
+            ):
+                state.restored.add(visitor_id)
+                return ticket, True
+        state.next_ticket += 1
+        return state.next_ticket, False
+
+    def heartbeat(self, room: str, visitor_id: str, rules: RoomRules) -> Placement:
+        with self._lock:
+            now = self._now_ms()
+            state = self._room(room, now)
+            beats = state.history.pop(visitor_id, None) or deque(
+                maxlen=HEARTBEAT_HISTORY
+            )
+            beats.appendleft(now)
+            state.history[visitor_id] = beats
+            self._prune_history(state, now, 2 * rules.heartbeat_timeout_ms)
+
+            if visitor_id in state.tickets:
+                state.touch(visitor_id, now)
+                return Placement(visitor_id, "queued", state.position(visitor_id),
+                                 state.tickets[visitor_id], len(state.queue),
+                                 state.epoch, now)
+            until = state.until.get(visitor_id)
+            if until is not None and until > now:
+                return Placement(visitor_id, "admitted", 0, None, len(state.queue),
+                                 state.epoch, now, until)
+            return Placement(visitor_id, "unknown", None, None, len(state.queue),
+                             state.epoch, now)
+
+    @staticmethod
+    def _prune_history(state: _Room, now: int, keep_ms: int) -> None:
+        # The history is ordered by last beat, so stale visitors sit at the front.
+        while state.history:
+            visitor_id, beats = next(iter(state.history.items()))
+            if beats[0] > now - keep_ms:
+                break
+            del state.history[visitor_id]
+
+    def snapshot(self, room: str, visitor_ids: Sequence[str] = ()) -> RoomSnapshot:
+        with self._lock:
+            now = self._now_ms()
+            state = self._room(room, now)
+            length = len(state.queue)
+            placements = []
+            for visitor_id in visitor_ids:
+                until = state.until.get(visitor_id)
+                if visitor_id in state.tickets:
+                    placements.append(Placement(
+                        visitor_id, "queued", state.position(visitor_id),
+                        state.tickets[visitor_id], length, state.epoch, now))
+                elif until is not None and until > now:
+                    placements.append(Placement(
+                        visitor_id, "admitted", 0, None, length, state.epoch, now, until))
+                else:
+                    placements.append(Placement(
+                        visitor_id, "unknown", None, None, length, state.epoch, now))
+            return RoomSnapshot(
+                room=room,
+                now_ms=now,
+                epoch=state.epoch,
+                queue_length=length,
+                active=state.active(now),
+                recent_admissions=state.admits_since(now - ETA_WINDOW_MS),
+                next_ticket=state.next_ticket,
+                admitted_total=state.admitted_total,
+                evicted_total=state.evicted_total,
+                placements=tuple(placements),
+            )
+
+    def tick(self, room: str, rules: RoomRules) -> TickResult:
+        with self._lock:
+            now = self._now_ms()
+            state = self._room(room, now)
+
+            expired = 0
+            while state.admitted and state.admitted[0][0] <= now:
+                _, visitor_id = state.admitted.pop(0)
+                del state.until[visitor_id]
+                expired += 1
+
+            deadline = now - rules.heartbeat_timeout_ms
+            evicted = []
+            while state.seen and len(evicted) < rules.max_evictions_per_tick:
+                seen_at, visitor_id = state.seen[0]
+                if seen_at >= deadline:
+                    break
+                state.dequeue(visitor_id)
+                evicted.append(visitor_id)
+            state.evicted_total += len(evicted)
+
+            slots = rules.capacity - len(state.admitted)
+            rate_room = state.rate_room(now, rules.admit_per_minute)
+            if rate_room is not None:
+                slots = min(slots, rate_room)
+            admitted = []
+            while slots > 0 and state.queue:
+                ticket, visitor_id = state.queue[0]
+                state.dequeue(visitor_id)
+                state.admit(visitor_id, now, rules.session_ttl_ms)
+                admitted.append((visitor_id, ticket))
+                slots -= 1
+
+            keep = max(ETA_WINDOW_MS, _RATE_WINDOW_MS)
+            while state.admits and state.admits[0] < now - keep:
+                state.admits.popleft()
+
+            return TickResult(
+                room=room,
+                now_ms=now,
+                epoch=state.epoch,
+                expired=expired,
+                evicted=evicted,
+                admitted=admitted,
+                queue_length=len(state.queue),
+                active=len(state.admitted),
+                recent_admissions=state.admits_since(now - ETA_WINDOW_MS),
+            )
+
+    def renew(self, room: str, visitor_id: str, rules: RoomRules) -> int | None:
+        with self._lock:
+            now = self._now_ms()
+            state = self._room(room, now)
+            until = state.until.get(visitor_id)
+            if until is None or until <= now:
+                return None
+            state.drop_admitted(visitor_id)
+            state.until[visitor_id] = now + rules.session_ttl_ms
+            state.admitted.add((now + rules.session_ttl_ms, visitor_id))
+            return now + rules.session_ttl_ms
+
+    def leave(self, room: str, visitor_id: str) -> bool:
+        with self._lock:
+            state = self._room(room, self._now_ms())
+            dequeued = state.dequeue(visitor_id)
+            dropped = state.drop_admitted(visitor_id)
+            return dequeued or dropped
+
+    def heartbeats(self, room: str, visitor_id: str) -> list[int]:
+        with self._lock:
+            state = self._room(room, self._now_ms())
+            return list(state.history.get(visitor_id, ()))
+
+    def ping(self) -> bool:
+        return True
+
+
+class AsyncMemoryStore(AsyncQueueStore):
+    """The in-memory store for asyncio apps. Each call is short and never waits on
+    I/O, so it runs the synchronous store inline without blocking the loop."""
+
+    url_schemes = ("memory",)
+
+    def __init__(self, *, now_ms: Callable[[], int] = _wall_ms) -> None:
+        self.sync = MemoryStore(now_ms=now_ms)
+
+    async def join(
+        self,
+        room: str,
+        visitor_id: str,
+        rules: RoomRules,
+        claim: tuple[int, int] | None = None,
+    ) -> Placement:
+        return self.sync.join(room, visitor_id, rules, claim)
+
+    async def heartbeat(
+        self, room: str, visitor_id: str, rules: RoomRules
+    ) -> Placement:
+        return self.sync.heartbeat(room, visitor_id, rules)
+
+    async def snapshot(
+        self, room: str, visitor_ids: Sequence[str] = ()
+    ) -> RoomSnapshot:
+        return self.sync.snapshot(room, visitor_ids)
+
+    async def tick(self, room: str, rules: RoomRules) -> TickResult:
+        return self.sync.tick(room, rules)
+
+    async def renew(self, room: str, visitor_id: str, rules: RoomRules) -> int | None:
+        return self.sync.renew(room, visitor_id, rules)
+
+    async def leave(self, room: str, visitor_id: str) -> bool:
+        return self.sync.leave(room, visitor_id)
+
+    async def heartbeats(self, room: str, visitor_id: str) -> list[int]:
+        return self.sync.heartbeats(room, visitor_id)
+
+    async def ping(self) -> bool:
+        return True
