@@ -1,0 +1,1 @@
+"""Browser files of the waiting room: splash page, page script, heartbeat worker."""
