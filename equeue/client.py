@@ -18,16 +18,12 @@ import logging
 import re
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any
 
 __all__ = [
-    "DEFAULT_CONNECT_MAX_ATTEMPTS",
-    "DEFAULT_HEARTBEAT_MAX_RETRIES",
     "SOCKETIO_CDN_URL",
     "SOCKETIO_CLIENT_VERSION",
     "SOCKETIO_INTEGRITY",
     "STATIC_FILES",
-    "build_splash_config",
     "content_type",
     "render_splash",
     "socketio_client_source",
@@ -49,10 +45,6 @@ SOCKETIO_INTEGRITY = (
 #: The only package files the static route may serve. An explicit list rather than
 #: a directory listing, so that a crafted name can never reach another file.
 STATIC_FILES = frozenset({"equeue.js", "heartbeat-worker.js"})
-
-#: Defaults for the retry limits in the page configuration.
-DEFAULT_CONNECT_MAX_ATTEMPTS = 10
-DEFAULT_HEARTBEAT_MAX_RETRIES = 3
 
 _SPLASH_TEMPLATE = "splash.html"
 _CONTENT_TYPES = {
@@ -118,67 +110,6 @@ def socketio_client_source(self_hosted_url: str | None) -> dict[str, str | None]
     return {"url": SOCKETIO_CDN_URL, "integrity": SOCKETIO_INTEGRITY}
 
 
-def build_splash_config(
-    *,
-    room: str,
-    visitor_pass: str,
-    next_url: str,
-    wait_url: str,
-    static_url: str,
-    heartbeat_interval_s: float,
-    initial: Mapping[str, Any],
-    socket_url: str | None = None,
-    socket_path: str = "/socket.io",
-    socketio_client_url: str | None = None,
-    heartbeat_max_retries: int = DEFAULT_HEARTBEAT_MAX_RETRIES,
-    heartbeat_ack_timeout_s: float | None = None,
-    connect_max_attempts: int = DEFAULT_CONNECT_MAX_ATTEMPTS,
-) -> dict[str, Any]:
-    """Build the JSON configuration that ``equeue.js`` reads from the splash page.
-
-    Both adapters call this so that the page sees one shape whatever serves it.
-
-    :param visitor_pass: the signed visitor pass; the page sends it with
-        ``register``.
-    :param next_url: the page the visitor asked for.
-    :param wait_url: the URL of this splash page (used to come back after an
-        expired place).
-    :param static_url: the URL prefix the equeue scripts are served under.
-    :param initial: the first state to show before the socket answers: ``position``,
-        ``queue_length``, ``eta_seconds`` and ``status``.
-    :param socket_url: the Socket.IO server's origin, ``None`` for the page's own.
-    :param socketio_client_url: a self-hosted ``socket.io.min.js``, ``None`` for
-        the CDN.
-    :param heartbeat_ack_timeout_s: how long the page waits for the server to
-        acknowledge a beat; defaults to the interval, capped at 10 seconds.
-    """
-    interval_ms = max(100, round(heartbeat_interval_s * 1000))
-    if heartbeat_ack_timeout_s is None:
-        ack_timeout_ms = min(interval_ms, 10_000)
-    else:
-        ack_timeout_ms = max(100, round(heartbeat_ack_timeout_s * 1000))
-
-    return {
-        "room": room,
-        "pass": visitor_pass,
-        "next": next_url,
-        "wait_url": wait_url,
-        "static_url": static_url.rstrip("/"),
-        "socket": {"url": socket_url, "path": socket_path},
-        "socketio_client": socketio_client_source(socketio_client_url),
-        "heartbeat_interval_ms": interval_ms,
-        "heartbeat_max_retries": heartbeat_max_retries,
-        "heartbeat_ack_timeout_ms": ack_timeout_ms,
-        "connect_max_attempts": connect_max_attempts,
-        "initial": {
-            "position": initial.get("position"),
-            "queue_length": initial.get("queue_length"),
-            "eta_seconds": initial.get("eta_seconds"),
-            "status": initial.get("status", "queued"),
-        },
-    }
-
-
 def _json_for_script(config: Mapping[str, object]) -> str:
     text = json.dumps(config, ensure_ascii=False, separators=(",", ":"))
     return text.translate(_JSON_SCRIPT_ESCAPES)
@@ -198,7 +129,7 @@ def render_splash(
     slash). Both are replaced in one pass, so text inside the configuration is
     never taken for a placeholder.
 
-    :param config: the page configuration, usually from :func:`build_splash_config`.
+    :param config: the page configuration (see ``docs/splash-page.md``).
     :param static_url: the URL prefix ``equeue.js`` is served under.
     :param template: the text of an edited copy of ``splash.html``; ``None`` uses
         the packaged page.
