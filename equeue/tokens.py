@@ -124,6 +124,10 @@ class TokenSigner:
         self._leeway_s = leeway_s
         self._clock = clock
 
+    def now(self) -> float:
+        """Return the signer's current Unix time in seconds."""
+        return self._clock()
+
     @staticmethod
     def new_visitor_id() -> str:
         """Return a fresh random visitor id (22 URL-safe characters)."""
