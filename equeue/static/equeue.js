@@ -377,11 +377,26 @@
     stopHeartbeat();
     hideError();
     setState("admitted");
-    // The admit route sets the admission cookie and redirects to the page asked
-    // for; the wait page also sends an admitted visitor on there.
-    window.location.assign(
-      admitUrl || config.admit_url || config.wait_url || window.location.href
-    );
+    window.location.assign(admissionUrl(admitUrl));
+  }
+
+  // The admit route sets the admission cookie and redirects to its `next`. The
+  // server that pushes the update may not know which page this tab asked for (two
+  // tabs of one visitor may want different pages), so the page adds its own.
+  function admissionUrl(admitUrl) {
+    var target = admitUrl || config.admit_url;
+    if (!target) {
+      return config.wait_url || window.location.href; // It redirects admitted visitors.
+    }
+    try {
+      var url = new URL(target, window.location.href);
+      if (!url.searchParams.has("next") && config.next) {
+        url.searchParams.set("next", config.next);
+      }
+      return url.href;
+    } catch (err) {
+      return target;
+    }
   }
 
   function rejoin() {
