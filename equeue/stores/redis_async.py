@@ -92,7 +92,8 @@ class AsyncRedisStore(AsyncQueueStore):
                 timeout=pool_timeout_s,
                 **options,
             )
-            client = aioredis.Redis(connection_pool=pool)
+            # from_pool hands the pool to the client, so close() also disconnects it.
+            client = aioredis.Redis.from_pool(pool)
         logger.info("async redis store: using %s", _redacted(clean))
         return cls(client, now_ms=now_ms, **own)
 
