@@ -30,7 +30,8 @@ trap 'rm -rf "$results_dir"' EXIT
 set +e
 
 log "running pytest $*"
-"$EQUEUE_VENV/bin/python" -m pytest --junitxml="$results_dir/pytest.xml" "$@"
+# The report path goes last so that it wins over one given on the command line.
+"$EQUEUE_VENV/bin/python" -m pytest "$@" --junitxml="$results_dir/pytest.xml"
 pytest_rc=$?
 
 node_rc=skipped
