@@ -69,6 +69,8 @@ E = TypeVar("E", bound=Callable[..., Any])
 
 #: How long shutdown lets a running tick finish before cancelling it.
 TICK_STOP_GRACE_S = 5.0
+#: How long shutdown lets Socket.IO's event handlers finish before cancelling.
+BACKGROUND_STOP_GRACE_S = 1.0
 PASS_MAX_AGE_S = 7 * 24 * 3600
 
 
@@ -118,6 +120,8 @@ class Equeue:
         self._scraped: list[RoomSnapshot] = []
         self.metrics = Metrics(self.settings, lambda: self._scraped)
         self.socketio = self._make_server()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._track_background_tasks()
         self.app: Starlette | None = None
         self._start_ticker = start_ticker
         self._stop = asyncio.Event()
@@ -145,6 +149,23 @@ class Equeue:
             max_http_buffer_size=MAX_EVENT_BYTES,
             cookie=None,
         )
+
+    def _track_background_tasks(self) -> None:
+        # Engine.IO starts a task per socket that sleeps through a ping interval
+        # and outlives a closed socket, and the Redis manager's listener never
+        # ends; shutdown() stops neither. Every task Socket.IO starts goes through
+        # this one method, so recording them here lets aclose() end them all.
+        engineio_server = self.socketio.eio
+        start_task = engineio_server.start_background_task
+
+        def start_tracked(target: Any, *args: Any, **kwargs: Any) -> Any:
+            task = start_task(target, *args, **kwargs)
+            if isinstance(task, asyncio.Task):
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            return task
+
+        engineio_server.start_background_task = start_tracked
 
     def _load_static(self) -> dict[str, bytes]:
         # Read once, before the event loop runs, so that serving them never
@@ -258,9 +279,22 @@ class Equeue:
         await self.stop()
         await self.socketio.shutdown()
         await self._close_manager()
+        await self._end_background_tasks()
         if self._owns_store:
             await self.store.close()
         logger.info("equeue shut down")
+
+    async def _end_background_tasks(self) -> None:
+        # Event handlers still running get a moment to answer; what is left by
+        # then is idle (ping timers of closed sockets) and is cancelled.
+        tasks = set(self._background)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=BACKGROUND_STOP_GRACE_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        logger.debug("ended %d Socket.IO background tasks", len(pending))
 
     async def _close_manager(self) -> None:
         # python-socketio starts the manager's pub/sub listener on the first
