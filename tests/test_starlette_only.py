@@ -80,8 +80,11 @@ def _start(
         url = f"http://127.0.0.1:{port}"
         try:
             server = server_factory(
-                argv, ready_url=f"{url}/equeue/health", env=_env(port, **env),
-                cwd=str(ROOT), name=name,
+                argv,
+                ready_url=f"{url}/equeue/health",
+                env=_env(port, **env),
+                cwd=str(ROOT),
+                name=name,
             )
         except ServerStartError as exc:
             last = exc
@@ -141,7 +144,10 @@ class AsyncVisitor:
         return await self.wait_for(lambda u: True, start=mark)
 
     async def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], *, start: int = 0,
+        self,
+        predicate: Callable[[dict[str, Any]], bool],
+        *,
+        start: int = 0,
         timeout_s: float = 20,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -241,8 +247,13 @@ def test_lifespan_start_and_stop_leave_no_task_running(redis_url: str) -> None:
 
     async def scenario() -> list[asyncio.Task[Any]]:
         config = uvicorn.Config(
-            waiting_room.asgi_app(), host="127.0.0.1", port=port, lifespan="on",
-            log_config=None, access_log=False, timeout_graceful_shutdown=5,
+            waiting_room.asgi_app(),
+            host="127.0.0.1",
+            port=port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
         )
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())
@@ -314,9 +325,12 @@ def test_shutdown_under_load_keeps_every_place(
     assert "equeue shut down" in log
     assert "Application shutdown complete" in log
     troubles = [
-        line for line in log.splitlines()
-        if any(sign in line for sign in
-               ("Traceback", "Task was destroyed", "tick failed", " ERROR "))
+        line
+        for line in log.splitlines()
+        if any(
+            sign in line
+            for sign in ("Traceback", "Task was destroyed", "tick failed", " ERROR ")
+        )
     ]
     assert troubles == []
 
@@ -495,13 +509,15 @@ async def _burst(url: str, sockets: int, http_joins: int = 0) -> list[int]:
             for _ in range(http_joins):
                 session.cookies.clear()
                 session.get(f"{url}/equeue/wait", timeout=10)
-                session.get(f"{url}/queue_status?format=json", headers=ADMIN,
-                            timeout=10)
+                session.get(
+                    f"{url}/queue_status?format=json", headers=ADMIN, timeout=10
+                )
 
     pages = asyncio.create_task(asyncio.to_thread(wait_pages))
     updates = await asyncio.gather(*(v.register() for v in visitors))
-    await asyncio.gather(*(v.client.call("heartbeat", {}, timeout=10)
-                           for v in visitors))
+    await asyncio.gather(
+        *(v.client.call("heartbeat", {}, timeout=10) for v in visitors)
+    )
     await pages
     await _close_all(visitors)
     return sorted(u["position"] for u in updates)
@@ -523,13 +539,14 @@ def test_a_burst_of_1000_joins_over_async_redis_loses_none(
         visitors = await _connect_all(url, count, at_once=200)
         try:
             # Every register at once: far more than the store's connection pool.
-            acks = await asyncio.gather(*(
-                v.client.call("register", {"room": "default"}, timeout=60)
-                for v in visitors
-            ))
+            acks = await asyncio.gather(
+                *(
+                    v.client.call("register", {"room": "default"}, timeout=60)
+                    for v in visitors
+                )
+            )
             assert all(ack["ok"] for ack in acks), [a for a in acks if not a["ok"]][:3]
-            return await asyncio.gather(*(v.wait_for(lambda u: True)
-                                          for v in visitors))
+            return await asyncio.gather(*(v.wait_for(lambda u: True) for v in visitors))
         finally:
             await _close_all(visitors)
 
@@ -556,10 +573,16 @@ def test_flask_and_starlette_servers_share_one_room(
     update on its socket can only have come through the manager in time.
     """
     other = "starlette" if deciding == "flask" else "flask"
-    fast_url, _ = _start(server_factory, _example(deciding), f"{deciding}-fast",
-                         REDIS_URL=redis_url)
-    slow_url, _ = _start(server_factory, _example(other), f"{other}-slow",
-                         REDIS_URL=redis_url, EQUEUE_TICK_INTERVAL="60")
+    fast_url, _ = _start(
+        server_factory, _example(deciding), f"{deciding}-fast", REDIS_URL=redis_url
+    )
+    slow_url, _ = _start(
+        server_factory,
+        _example(other),
+        f"{other}-slow",
+        REDIS_URL=redis_url,
+        EQUEUE_TICK_INTERVAL="60",
+    )
     shopper = _admit_one(slow_url)
 
     async def scenario() -> None:
@@ -579,8 +602,10 @@ def test_flask_and_starlette_servers_share_one_room(
             mark = len(first.updates)
 
             left = await asyncio.to_thread(
-                shopper.post, f"{fast_url}/equeue/leave?room=default",
-                headers={"Accept": "application/json"}, timeout=10,
+                shopper.post,
+                f"{fast_url}/equeue/leave?room=default",
+                headers={"Accept": "application/json"},
+                timeout=10,
             )
             assert left.json() == {"left": True}
 
