@@ -70,12 +70,12 @@ export class FakeOrigin {
   constructor() {
     this.health = "up";
     this.requests = [];
-    this.healthChecks = 0;
+    this.healthChecks = [];
   }
 
   reset() {
     this.requests = [];
-    this.healthChecks = 0;
+    this.healthChecks = [];
   }
 
   originRequests() {
@@ -85,7 +85,7 @@ export class FakeOrigin {
   handle = async (request) => {
     const url = new URL(request.url);
     if (url.pathname === HEALTH_PATH) {
-      this.healthChecks += 1;
+      this.healthChecks.push(request.url);
       if (this.health === "hang") {
         // Resolves long after the Worker's timeout, so no promise is left behind.
         await new Promise((done) => setTimeout(done, 5_000));
@@ -113,7 +113,8 @@ export class FakeOrigin {
 
 /**
  * Starts the shipped Worker in workerd. `vars` override the defaults below (a value of
- * undefined removes the variable).
+ * undefined removes the variable). With `origin` null the Worker's fetches go out to the
+ * network (tests point them at a loopback server).
  */
 export async function startGate(origin, document, vars = {}) {
   const bindings = {
@@ -128,15 +129,18 @@ export async function startGate(origin, document, vars = {}) {
       delete bindings[name];
     }
   }
-  const mf = new Miniflare({
+  const options = {
     modules: true,
     scriptPath: WORKER_SCRIPT,
     // The script lives outside this folder; module names are taken relative to this.
     modulesRoot: dirname(WORKER_SCRIPT),
     compatibilityDate: wranglerCompatibilityDate(),
     bindings,
-    outboundService: origin.handle,
-  });
+  };
+  if (origin !== null) {
+    options.outboundService = origin.handle;
+  }
+  const mf = new Miniflare(options);
   await mf.ready;
   return mf;
 }
