@@ -38,11 +38,13 @@ class _RoomCollector(Collector):
             "equeue_capacity", "Configured capacity", labels=["room"]
         )
         admitted = CounterMetricFamily(
-            "equeue_admitted", "Visitors admitted since the room's data began",
+            "equeue_admitted",
+            "Visitors admitted since the room's data began",
             labels=["room"],
         )
         evicted = CounterMetricFamily(
-            "equeue_evicted", "Waiters who lost their place by going silent",
+            "equeue_evicted",
+            "Waiters who lost their place by going silent",
             labels=["room"],
         )
         for snap in snapshots:
@@ -64,11 +66,15 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_RoomCollector(settings, snapshots))
         self.events = Counter(
-            "equeue_socket_events", "Socket.IO events handled, by event and outcome",
-            ["event", "outcome"], registry=self.registry,
+            "equeue_socket_events",
+            "Socket.IO events handled, by event and outcome",
+            ["event", "outcome"],
+            registry=self.registry,
         )
         self.ticks = Counter(
-            "equeue_ticks", "Ticks run by this process, by outcome", ["outcome"],
+            "equeue_ticks",
+            "Ticks run by this process, by outcome",
+            ["outcome"],
             registry=self.registry,
         )
 

@@ -47,7 +47,9 @@ class PositionNotifier:
         self._by_sid: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
 
-    def attach(self, sid: str, room: str, visitor_id: str, placement: Placement) -> None:
+    def attach(
+        self, sid: str, room: str, visitor_id: str, placement: Placement
+    ) -> None:
         """Bind ``sid`` to a visitor in ``room``, after a ``register``."""
         with self._lock:
             self._detach(sid)

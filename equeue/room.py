@@ -102,7 +102,10 @@ class RoomPolicy:
             room, (0, placement.epoch, placement.now_ms)
         )
         return estimate_wait_s(
-            placement.position, recent, max(now_ms, placement.now_ms), epoch,
+            placement.position,
+            recent,
+            max(now_ms, placement.now_ms),
+            epoch,
             self.rules(room),
         )
 
@@ -134,8 +137,12 @@ class RoomPolicy:
             logger.info(
                 "room %s: admitted %d, evicted %d, sessions ended %d, waiting %d, "
                 "active %d",
-                result.room, len(result.admitted), len(result.evicted),
-                result.expired, result.queue_length, result.active,
+                result.room,
+                len(result.admitted),
+                len(result.evicted),
+                result.expired,
+                result.queue_length,
+                result.active,
             )
 
 
@@ -153,14 +160,18 @@ class WaitingRoom(RoomPolicy):
 
     def join(self, room: str, visitor_pass: VisitorPass) -> Placement:
         placement = self.store.join(
-            room, visitor_pass.visitor_id, self.rules(room),
+            room,
+            visitor_pass.visitor_id,
+            self.rules(room),
             self.claim(visitor_pass, room),
         )
         if placement.restored:
-            logger.info("room %s: restored a ticket after the store lost its data",
-                        room)
-        logger.debug("room %s: join -> %s %s", room, placement.status,
-                     placement.position)
+            logger.info(
+                "room %s: restored a ticket after the store lost its data", room
+            )
+        logger.debug(
+            "room %s: join -> %s %s", room, placement.status, placement.position
+        )
         return placement
 
     def heartbeat(self, room: str, visitor_id: str) -> Placement:
@@ -174,8 +185,9 @@ class WaitingRoom(RoomPolicy):
     def snapshot(self, room: str, visitor_ids: Sequence[str] = ()) -> RoomSnapshot:
         self.rules(room)
         snapshot = self.store.snapshot(room, visitor_ids)
-        self.remember_rate(room, snapshot.recent_admissions, snapshot.epoch,
-                           snapshot.now_ms)
+        self.remember_rate(
+            room, snapshot.recent_admissions, snapshot.epoch, snapshot.now_ms
+        )
         return snapshot
 
     def renew(self, room: str, visitor_id: str) -> int | None:
@@ -204,14 +216,18 @@ class AsyncWaitingRoom(RoomPolicy):
 
     async def join(self, room: str, visitor_pass: VisitorPass) -> Placement:
         placement = await self.store.join(
-            room, visitor_pass.visitor_id, self.rules(room),
+            room,
+            visitor_pass.visitor_id,
+            self.rules(room),
             self.claim(visitor_pass, room),
         )
         if placement.restored:
-            logger.info("room %s: restored a ticket after the store lost its data",
-                        room)
-        logger.debug("room %s: join -> %s %s", room, placement.status,
-                     placement.position)
+            logger.info(
+                "room %s: restored a ticket after the store lost its data", room
+            )
+        logger.debug(
+            "room %s: join -> %s %s", room, placement.status, placement.position
+        )
         return placement
 
     async def heartbeat(self, room: str, visitor_id: str) -> Placement:
@@ -227,8 +243,9 @@ class AsyncWaitingRoom(RoomPolicy):
     ) -> RoomSnapshot:
         self.rules(room)
         snapshot = await self.store.snapshot(room, visitor_ids)
-        self.remember_rate(room, snapshot.recent_admissions, snapshot.epoch,
-                           snapshot.now_ms)
+        self.remember_rate(
+            room, snapshot.recent_admissions, snapshot.epoch, snapshot.now_ms
+        )
         return snapshot
 
     async def renew(self, room: str, visitor_id: str) -> int | None:

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 
@@ -69,7 +69,7 @@ class VisitorPass:
     ticket_expires_at: float | None = None
 
     def ticket_claim(self, room: str, now: float) -> tuple[int, int] | None:
-        """Return ``(ticket, epoch)`` if the pass still vouches for a place in ``room``."""
+        """Return ``(ticket, epoch)`` while the pass vouches for a place in ``room``."""
         if (
             self.room != room
             or self.ticket is None
@@ -167,8 +167,10 @@ class TokenSigner:
         :raises TokenError: if it is not a string, is forged, or has expired.
         """
         claims = self._decode(visitor_pass, self._pass_key, _PASS_AUDIENCE, "pass")
-        ticket, epoch, ticket_exp = claims.get("tkt"), claims.get("ep"), claims.get(
-            "tkx"
+        ticket, epoch, ticket_exp = (
+            claims.get("tkt"),
+            claims.get("ep"),
+            claims.get("tkx"),
         )
         room = claims.get("room")
         if not all(
@@ -213,8 +215,11 @@ class TokenSigner:
         if token is None or token == "":
             raise TokenError("missing", f"no {kind} token was given")
         if not isinstance(token, str) or len(token) > _MAX_TOKEN_LENGTH:
-            raise TokenError("invalid", f"{kind} token must be a string of at most "
-                             f"{_MAX_TOKEN_LENGTH} characters")
+            raise TokenError(
+                "invalid",
+                f"{kind} token must be a string of at most "
+                f"{_MAX_TOKEN_LENGTH} characters",
+            )
         try:
             claims = jwt.decode(
                 token,
@@ -238,10 +243,14 @@ class TokenSigner:
         sub, iat, exp = claims.get("sub"), claims.get("iat"), claims.get("exp")
         if not isinstance(sub, str) or not 1 <= len(sub) <= 64:
             raise TokenError("invalid", f"{kind} token has a malformed subject")
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (iat, exp)):
+        if not _is_int(iat) or not _is_int(exp):
             raise TokenError("invalid", f"{kind} token has non-integer times")
         if iat > now + self._leeway_s:
             raise TokenError("invalid", f"{kind} token was issued in the future")
         if exp <= now - self._leeway_s:
             raise TokenError("expired", f"{kind} token has expired")
         return claims
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -72,7 +72,9 @@ def wants_json(accept: str | None) -> bool:
 
 def cookie_options(settings: Settings, request_is_https: bool) -> dict[str, Any]:
     """The flags every equeue cookie gets."""
-    secure = request_is_https if settings.cookie_secure is None else settings.cookie_secure
+    secure = (
+        request_is_https if settings.cookie_secure is None else settings.cookie_secure
+    )
     return {"httponly": True, "samesite": "Lax", "path": "/", "secure": secure}
 
 
@@ -87,7 +89,9 @@ def admin_allowed(settings: Settings, header: str | None, query: str | None) -> 
 
 
 def wait_url(settings: Settings, room: str, next_url: str) -> str:
-    return f"{settings.url_prefix}/wait?room={quote(room)}&next={quote(next_url, safe='')}"
+    return (
+        f"{settings.url_prefix}/wait?room={quote(room)}&next={quote(next_url, safe='')}"
+    )
 
 
 def admit_url(settings: Settings, room: str, next_url: str | None = None) -> str:
@@ -133,19 +137,21 @@ def status_payload(
     rooms = []
     for snap in snapshots:
         rules = settings.rooms[snap.room]
-        rooms.append({
-            "room": snap.room,
-            "queue_length": snap.queue_length,
-            "active": snap.active,
-            "capacity": rules.capacity,
-            "admit_per_minute": rules.admit_per_minute,
-            "admissions_last_5_min": snap.recent_admissions,
-            "admitted_total": snap.admitted_total,
-            "evicted_total": snap.evicted_total,
-            "tickets_issued": snap.next_ticket - snap.epoch,
-            "connected_here": connected.get(snap.room, 0),
-            "store_time_ms": snap.now_ms,
-        })
+        rooms.append(
+            {
+                "room": snap.room,
+                "queue_length": snap.queue_length,
+                "active": snap.active,
+                "capacity": rules.capacity,
+                "admit_per_minute": rules.admit_per_minute,
+                "admissions_last_5_min": snap.recent_admissions,
+                "admitted_total": snap.admitted_total,
+                "evicted_total": snap.evicted_total,
+                "tickets_issued": snap.next_ticket - snap.epoch,
+                "connected_here": connected.get(snap.room, 0),
+                "store_time_ms": snap.now_ms,
+            }
+        )
     return {"rooms": rooms}
 
 
@@ -155,16 +161,32 @@ def status_html(payload: Mapping[str, Any]) -> str:
     for room in payload["rooms"]:
         cells = "".join(
             f"<td>{html.escape(str(room[key]))}</td>"
-            for key in ("room", "queue_length", "active", "capacity",
-                        "admissions_last_5_min", "admitted_total", "evicted_total",
-                        "tickets_issued", "connected_here")
+            for key in (
+                "room",
+                "queue_length",
+                "active",
+                "capacity",
+                "admissions_last_5_min",
+                "admitted_total",
+                "evicted_total",
+                "tickets_issued",
+                "connected_here",
+            )
         )
         rows.append(f"<tr>{cells}</tr>")
     head = "".join(
         f"<th>{label}</th>"
-        for label in ("Room", "Waiting", "Active", "Capacity", "Admitted (5 min)",
-                      "Admitted (all)", "Evicted (all)", "Tickets issued",
-                      "Connected here")
+        for label in (
+            "Room",
+            "Waiting",
+            "Active",
+            "Capacity",
+            "Admitted (5 min)",
+            "Admitted (all)",
+            "Evicted (all)",
+            "Tickets issued",
+            "Connected here",
+        )
     )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -181,7 +203,9 @@ def valid_visitor_id(value: object) -> bool:
     return isinstance(value, str) and bool(_VISITOR_ID.match(value))
 
 
-def heartbeats_payload(room: str, visitor_id: str, beats_ms: Sequence[int]) -> dict[str, Any]:
+def heartbeats_payload(
+    room: str, visitor_id: str, beats_ms: Sequence[int]
+) -> dict[str, Any]:
     """``/debug_heartbeats`` as JSON, newest beat first."""
     return {
         "room": room,

@@ -48,8 +48,12 @@ PAGE = """<!doctype html>
 <h1>{{ title }}</h1>
 {% if shop %}
   <p>You are in. Pick your tickets:</p>
-  {% for n in range(1, 9) %}<a class="ticket" href="/shop/tickets/{{ n }}">Show {{ n }}</a>{% endfor %}
-  {% if ticket %}<p id="chosen">You are looking at tickets for show {{ ticket }}.</p>{% endif %}
+  {% for n in range(1, 9) %}
+    <a class="ticket" href="/shop/tickets/{{ n }}">Show {{ n }}</a>
+  {% endfor %}
+  {% if ticket %}
+    <p id="chosen">You are looking at tickets for show {{ ticket }}.</p>
+  {% endif %}
   <form method="post" action="/equeue/leave?room={{ room }}&next=/">
     <button type="submit">Leave the shop</button></form>
 {% else %}
@@ -98,8 +102,9 @@ def main() -> int:
         return 2
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
-    logger.info("ticket shop ready: open http://%s:%d/ (async mode %s)",
-                host, port, ASYNC_MODE)
+    logger.info(
+        "ticket shop ready: open http://%s:%d/ (async mode %s)", host, port, ASYNC_MODE
+    )
     waiting_room.run(app, host=host, port=port)
     return 0
 

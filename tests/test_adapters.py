@@ -58,7 +58,9 @@ def app(server_factory: Any, adapter: str) -> ExampleApp:
     return start_example(server_factory, adapter)
 
 
-def queue_of(app: ExampleApp, n: int, visitors: Callable[..., Visitor]) -> list[Visitor]:
+def queue_of(
+    app: ExampleApp, n: int, visitors: Callable[..., Visitor]
+) -> list[Visitor]:
     """Connect ``n`` visitors and register them in arrival order."""
     people = []
     for _ in range(n):
@@ -102,17 +104,19 @@ def test_reconnecting_with_a_new_sid_keeps_the_place(app, visitors):
     assert app.status()["queue_length"] == 2
 
 
-def test_two_sockets_of_one_visitor_hold_one_place_and_both_hear_updates(
-    app, visitors
-):
+def test_two_sockets_of_one_visitor_hold_one_place_and_both_hear_updates(app, visitors):
     first, second, _ = queue_of(app, 3, visitors)
     other_tab = visitors(app, second.visitor_pass)
 
     assert other_tab.register()["position"] == 1
     assert app.status()["queue_length"] == 2
 
-    requests.post(f"{app.url}/equeue/leave?room=default", cookies=first.cookies(),
-                  timeout=5, allow_redirects=False)
+    requests.post(
+        f"{app.url}/equeue/leave?room=default",
+        cookies=first.cookies(),
+        timeout=5,
+        allow_redirects=False,
+    )
 
     for tab in (second, other_tab):
         update = tab.wait_for(lambda u: u["status"] == "admitted")
@@ -129,10 +133,14 @@ def test_admission_follows_ticket_order_and_never_exceeds_capacity(app, visitors
         admitted_order.append(i)
         status = app.status()
         assert status["active"] <= 1
-        for later in people[i + 1:]:
+        for later in people[i + 1 :]:
             later.heartbeat()
-        requests.post(f"{app.url}/equeue/leave?room=default",
-                      cookies=current.cookies(), timeout=5, allow_redirects=False)
+        requests.post(
+            f"{app.url}/equeue/leave?room=default",
+            cookies=current.cookies(),
+            timeout=5,
+            allow_redirects=False,
+        )
 
     assert admitted_order == [0, 1, 2, 3]
 
@@ -140,8 +148,12 @@ def test_admission_follows_ticket_order_and_never_exceeds_capacity(app, visitors
 def test_waiters_move_up_when_the_head_is_admitted(app, visitors):
     first, second, third = queue_of(app, 3, visitors)
 
-    requests.post(f"{app.url}/equeue/leave?room=default", cookies=first.cookies(),
-                  timeout=5, allow_redirects=False)
+    requests.post(
+        f"{app.url}/equeue/leave?room=default",
+        cookies=first.cookies(),
+        timeout=5,
+        allow_redirects=False,
+    )
 
     assert second.wait_for(lambda u: u["status"] == "admitted")["position"] == 0
     assert third.wait_for(lambda u: u["position"] == 1)["queue_length"] == 1
@@ -155,8 +167,11 @@ def test_admitted_visitor_picks_up_the_cookie_and_reaches_the_shop(
     session.cookies.set("equeue_pass", first.visitor_pass)
     request.addfinalizer(session.close)
 
-    pickup = session.get(f"{app.url}{first.last['admit_url']}&next=/shop/tickets/3",
-                         allow_redirects=False, timeout=5)
+    pickup = session.get(
+        f"{app.url}{first.last['admit_url']}&next=/shop/tickets/3",
+        allow_redirects=False,
+        timeout=5,
+    )
     shop = session.get(f"{app.url}/shop/tickets/3", allow_redirects=False, timeout=5)
 
     assert pickup.status_code == 303
@@ -201,8 +216,16 @@ def _hs512_token() -> str:
     # The right secret under another algorithm; PyJWT warns the key is short for it.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return jwt.encode({"sub": "v", "aud": "default", "iat": int(time.time()),
-                           "exp": int(time.time()) + 600}, SECRET, algorithm="HS512")
+        return jwt.encode(
+            {
+                "sub": "v",
+                "aud": "default",
+                "iat": int(time.time()),
+                "exp": int(time.time()) + 600,
+            },
+            SECRET,
+            algorithm="HS512",
+        )
 
 
 BAD_REGISTERS = [
@@ -219,8 +242,10 @@ BAD_REGISTERS = [
     ({"room": "default", "pass": 5}, "bad_payload"),
     ({"room": "default", "pass": "a" * 5000}, "payload_too_large"),
     ({"room": "default", "pass": "not.a.pass"}, "bad_pass"),
-    ({"room": "default", "pass": _pass_signed_with("another-secret-" + "x" * 40)},
-     "bad_pass"),
+    (
+        {"room": "default", "pass": _pass_signed_with("another-secret-" + "x" * 40)},
+        "bad_pass",
+    ),
 ]
 
 
@@ -238,12 +263,16 @@ def test_malformed_register_payloads_get_an_error_and_change_nothing(app, visito
     assert probe.updates.empty()
     after = app.status()
     assert (after["queue_length"], after["active"], after["tickets_issued"]) == (
-        before["queue_length"], before["active"], before["tickets_issued"])
+        before["queue_length"],
+        before["active"],
+        before["tickets_issued"],
+    )
 
 
 def test_an_expired_pass_is_refused(app, visitors):
-    expired = TokenSigner(SECRET, clock=lambda: time.time() - 30 * 24 * 3600,
-                          pass_ttl_s=3600).issue_pass("visitor-y")
+    expired = TokenSigner(
+        SECRET, clock=lambda: time.time() - 30 * 24 * 3600, pass_ttl_s=3600
+    ).issue_pass("visitor-y")
     probe = visitors(app)
 
     probe.client.emit("register", {"room": "default", "pass": expired})
@@ -256,7 +285,9 @@ def test_heartbeat_needs_a_registration_and_an_object(app, visitors):
     probe = visitors(app)
 
     assert probe.client.call("heartbeat", {}, timeout=5) == {
-        "ok": False, "reason": "not_registered"}
+        "ok": False,
+        "reason": "not_registered",
+    }
     assert probe.next_error()["reason"] == "not_registered"
     probe.register()
     assert probe.client.call("heartbeat", "beat", timeout=5)["reason"] == "bad_payload"
@@ -281,10 +312,24 @@ def test_an_oversized_message_is_dropped_without_changing_the_queue(app, visitor
         "",
         "garbage",
         jwt.encode({"sub": "v", "aud": "default", "iat": 0, "exp": 1}, SECRET),
-        jwt.encode({"sub": "v", "aud": "other", "iat": int(time.time()),
-                    "exp": int(time.time()) + 600}, SECRET),
-        jwt.encode({"sub": "v", "aud": "default", "iat": int(time.time()),
-                    "exp": int(time.time()) + 600}, "wrong-secret-" + "y" * 40),
+        jwt.encode(
+            {
+                "sub": "v",
+                "aud": "other",
+                "iat": int(time.time()),
+                "exp": int(time.time()) + 600,
+            },
+            SECRET,
+        ),
+        jwt.encode(
+            {
+                "sub": "v",
+                "aud": "default",
+                "iat": int(time.time()),
+                "exp": int(time.time()) + 600,
+            },
+            "wrong-secret-" + "y" * 40,
+        ),
         _hs512_token(),
     ],
     ids=["empty", "garbage", "expired", "wrong-room", "wrong-secret", "hs512"],
@@ -293,8 +338,11 @@ def test_a_protected_page_refuses_bad_admission_cookies(app, visitors, token, ac
     queue_of(app, 1, visitors)
 
     response = requests.get(
-        f"{app.url}/shop?x=1", cookies={"equeue_admission_default": token},
-        headers={"Accept": accept}, allow_redirects=False, timeout=5,
+        f"{app.url}/shop?x=1",
+        cookies={"equeue_admission_default": token},
+        headers={"Accept": accept},
+        allow_redirects=False,
+        timeout=5,
     )
 
     if accept == "text/html":
@@ -311,22 +359,37 @@ def test_a_protected_page_refuses_bad_admission_cookies(app, visitors, token, ac
 def test_the_admit_route_sends_a_waiting_visitor_back_to_the_queue(app, visitors):
     _, second = queue_of(app, 2, visitors)
 
-    response = requests.get(f"{app.url}/equeue/admit?room=default&next=/shop",
-                            cookies=second.cookies(), allow_redirects=False, timeout=5)
+    response = requests.get(
+        f"{app.url}/equeue/admit?room=default&next=/shop",
+        cookies=second.cookies(),
+        allow_redirects=False,
+        timeout=5,
+    )
 
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/equeue/wait?room=default")
     assert "equeue_admission_default" not in response.headers.get("Set-Cookie", "")
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/x", "//evil.example/x",
-                                    "/\\evil.example", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/x",
+        "//evil.example/x",
+        "/\\evil.example",
+        "javascript:alert(1)",
+    ],
+)
 def test_the_return_url_never_leaves_the_site(app, visitors, target):
     (first,) = queue_of(app, 1, visitors)
 
-    response = requests.get(f"{app.url}/equeue/admit",
-                            params={"room": "default", "next": target},
-                            cookies=first.cookies(), allow_redirects=False, timeout=5)
+    response = requests.get(
+        f"{app.url}/equeue/admit",
+        params={"room": "default", "next": target},
+        cookies=first.cookies(),
+        allow_redirects=False,
+        timeout=5,
+    )
 
     assert response.status_code == 303
     assert response.headers["Location"] in ("/", f"{app.url}/")
@@ -350,20 +413,34 @@ def test_the_wait_page_serves_the_splash_with_its_scripts(app, visitors, request
 
 
 def test_debug_routes_need_the_admin_key_and_escape_what_they_show(app, visitors):
-    first, second = queue_of(app, 2, visitors)
+    _, second = queue_of(app, 2, visitors)
     second.heartbeat()
     second.heartbeat()
     visitor_id = TokenSigner(SECRET).read_pass(second.visitor_pass).visitor_id
     key = {"X-Equeue-Admin-Key": ADMIN_KEY}
 
     assert requests.get(f"{app.url}/queue_status", timeout=5).status_code == 403
-    assert requests.get(f"{app.url}/queue_status", headers={
-        "X-Equeue-Admin-Key": "wrong"}, timeout=5).status_code == 403
+    assert (
+        requests.get(
+            f"{app.url}/queue_status",
+            headers={"X-Equeue-Admin-Key": "wrong"},
+            timeout=5,
+        ).status_code
+        == 403
+    )
     page = requests.get(f"{app.url}/queue_status", headers=key, timeout=5)
-    beats = requests.get(f"{app.url}/debug_heartbeats", headers=key, timeout=5,
-                         params={"user_id": visitor_id, "room": "default"})
-    bad = requests.get(f"{app.url}/debug_heartbeats", headers=key, timeout=5,
-                       params={"user_id": "<b>x</b>"})
+    beats = requests.get(
+        f"{app.url}/debug_heartbeats",
+        headers=key,
+        timeout=5,
+        params={"user_id": visitor_id, "room": "default"},
+    )
+    bad = requests.get(
+        f"{app.url}/debug_heartbeats",
+        headers=key,
+        timeout=5,
+        params={"user_id": "<b>x</b>"},
+    )
     metrics = requests.get(f"{app.url}/metrics", headers=key, timeout=5)
 
     assert page.status_code == 200 and "<table>" in page.text
@@ -390,11 +467,11 @@ def test_visitors_get_their_order_back_after_redis_loses_its_data(
     newcomer_update = newcomer.register()
 
     assert newcomer_update["status"] == "admitted" or newcomer_update["position"] >= 1
-    second.wait_for(lambda u: u["status"] == "admitted" or u.get("position") == 1,
-                    beat=True)
+    second.wait_for(
+        lambda u: u["status"] == "admitted" or u.get("position") == 1, beat=True
+    )
     positions = {}
-    for name, visitor in (("second", second), ("third", third),
-                          ("newcomer", newcomer)):
+    for name, visitor in (("second", second), ("third", third), ("newcomer", newcomer)):
         update = visitor.register()
         positions[name] = update["position"]
     # The newcomer may have taken the free slot at once (the data loss also lost

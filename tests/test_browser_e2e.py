@@ -1,24 +1,23 @@
 """End-to-end tests of the splash page in headless Chromium.
 
-The main test runs the example shop (``examples/flask_app.py``) with capacity 1 under
-both Flask-SocketIO async modes and walks three visitors, each in their own browser
-context, through the waiting room. The page loads the self-hosted socket.io-client
-from the npm package, since these machines have no internet.
+The main test runs the example shop with capacity 1 on every adapter (Flask under
+both Flask-SocketIO async modes, Starlette) and walks three visitors, each in their
+own browser context, through the waiting room. The page loads the self-hosted
+socket.io-client from the npm package, since these machines have no internet.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import secrets
-import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from fixtures.servers import ServerProcess, ServerStartError, free_port
+from fixtures.examples import ADAPTER_IDS, start_example
+from fixtures.servers import ServerProcess, free_port
 
 from equeue import client
 
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, Route
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_APP = ROOT / "examples" / "flask_app.py"
 
 # Generous against a loaded CI machine, short against the 1 s heartbeat and 0.2 s tick.
 WAIT_MS = 20_000
@@ -59,48 +57,24 @@ def _watch_errors(page: Page, errors: list[str]) -> Page:
     return page
 
 
-@pytest.fixture(params=["threading", "eventlet"])
+@pytest.fixture(params=ADAPTER_IDS)
 def shop(
     request: pytest.FixtureRequest,
     server_factory: Callable[..., ServerProcess],
     socketio_client_file: Path,
-) -> Iterator[str]:
-    """The example shop with capacity 1, in memory, in debug mode; yields its URL."""
-    if not EXAMPLE_APP.exists():
-        pytest.fail(f"{EXAMPLE_APP} is missing", pytrace=False)
-
-    last_error: ServerStartError | None = None
-    for _ in range(3):
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        env: dict[str, str | None] = {
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "EQUEUE_ASYNC_MODE": request.param,
-            "EQUEUE_CAPACITY": "1",
-            "EQUEUE_SECRET": secrets.token_urlsafe(32),
-            "EQUEUE_DEBUG": "1",
-            "EQUEUE_HEARTBEAT_INTERVAL": "1",
-            "EQUEUE_HEARTBEAT_TIMEOUT": "5",
-            "EQUEUE_TICK_INTERVAL": "0.2",
-            "EQUEUE_SOCKETIO_CLIENT_FILE": str(socketio_client_file),
-            "REDIS_URL": None,
-        }
-        try:
-            server_factory(
-                [sys.executable, str(EXAMPLE_APP)],
-                ready_url=f"{base_url}/equeue/health",
-                env=env,
-                cwd=str(ROOT),
-                name=f"flask_app-{request.param}",
-            )
-        except ServerStartError as exc:
-            # Most likely another process took the port between probe and bind.
-            last_error = exc
-            continue
-        yield base_url
-        return
-    raise AssertionError(f"the example app did not start: {last_error}")
+) -> str:
+    """The example shop with capacity 1, in memory, in debug mode, on each adapter
+    (Flask under threading and eventlet, Starlette); returns its URL."""
+    app = start_example(
+        server_factory,
+        request.param,
+        EQUEUE_CAPACITY="1",
+        EQUEUE_DEBUG="1",
+        EQUEUE_HEARTBEAT_INTERVAL="1",
+        EQUEUE_HEARTBEAT_TIMEOUT="5",
+        EQUEUE_SOCKETIO_CLIENT_FILE=str(socketio_client_file),
+    )
+    return app.url
 
 
 @pytest.mark.slow

@@ -28,7 +28,6 @@ try:
     from flask import (
         Blueprint,
         Flask,
-        Response,
         abort,
         jsonify,
         make_response,
@@ -36,6 +35,7 @@ try:
         request,
     )
     from flask_socketio import SocketIO, join_room, leave_room
+    from werkzeug.wrappers import Response as BaseResponse
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
         "the Flask adapter needs its extra: pip install 'equeue[flask]'"
@@ -130,7 +130,8 @@ class Equeue:
         self._register_events(self.socketio)
         logger.info(
             "equeue on Flask: rooms %s, store %s, async mode %s",
-            ", ".join(self.settings.rooms), type(self.store).__name__,
+            ", ".join(self.settings.rooms),
+            type(self.store).__name__,
             self.socketio.async_mode,
         )
         if self._start_ticker:
@@ -149,8 +150,9 @@ class Equeue:
         self._stop.set()
         self._ticker = None
 
-    def run(self, app: Flask, host: str = "127.0.0.1", port: int = 5000,
-            **options: Any) -> None:
+    def run(
+        self, app: Flask, host: str = "127.0.0.1", port: int = 5000, **options: Any
+    ) -> None:
         """Serve ``app`` with Flask-SocketIO's server; under eventlet, with the
         connection limit raised from eventlet's 1024."""
         assert self.socketio is not None
@@ -202,8 +204,9 @@ class Equeue:
             "queue_update", payload, to=_visitor_room(placement.visitor_id)
         )
         self.notifier.sent(room, placement)
-        logger.debug("room %s: update %s -> %s", room, placement.status,
-                     placement.position)
+        logger.debug(
+            "room %s: update %s -> %s", room, placement.status, placement.position
+        )
 
     # Socket.IO events ----------------------------------------------------------
 
@@ -215,7 +218,8 @@ class Equeue:
     def _refuse(self, event: str, reason: str, message: str) -> dict[str, Any]:
         assert self.socketio is not None
         self.metrics.events.labels(event, reason).inc()
-        self.socketio.emit("error", error_payload(reason, message), to=request.sid)
+        sid = request.sid  # type: ignore[attr-defined]
+        self.socketio.emit("error", error_payload(reason, message), to=sid)
         logger.debug("refused %s: %s", event, reason)
         return {"ok": False, "reason": reason}
 
@@ -233,8 +237,11 @@ class Equeue:
             return self._refuse("register", exc.reason, str(exc))
         except StoreError as exc:
             logger.warning("register failed: %s", exc)
-            return self._refuse("register", "store_unavailable",
-                                "the waiting room is unavailable; retrying")
+            return self._refuse(
+                "register",
+                "store_unavailable",
+                "the waiting room is unavailable; retrying",
+            )
 
         previous = self.notifier.visitor_of(sid)
         if previous is not None and previous[1] != visitor_pass.visitor_id:
@@ -244,8 +251,9 @@ class Equeue:
         assert self.socketio is not None
         self.socketio.emit(
             "queue_update",
-            self.room.update(req.room, placement,
-                             web.admit_url(self.settings, req.room)),
+            self.room.update(
+                req.room, placement, web.admit_url(self.settings, req.room)
+            ),
             to=sid,
         )
         self.metrics.events.labels("register", "ok").inc()
@@ -259,15 +267,19 @@ class Equeue:
             return self._refuse("heartbeat", exc.reason, str(exc))
         registered = self.notifier.visitor_of(sid)
         if registered is None:
-            return self._refuse("heartbeat", "not_registered",
-                                "send register before heartbeat")
+            return self._refuse(
+                "heartbeat", "not_registered", "send register before heartbeat"
+            )
         room, visitor_id = registered
         try:
             placement = self.room.heartbeat(room, visitor_id)
         except StoreError as exc:
             logger.warning("heartbeat failed: %s", exc)
-            return self._refuse("heartbeat", "store_unavailable",
-                                "the waiting room is unavailable; retrying")
+            return self._refuse(
+                "heartbeat",
+                "store_unavailable",
+                "the waiting room is unavailable; retrying",
+            )
         self.metrics.events.labels("heartbeat", "ok").inc()
         logger.debug("room %s: heartbeat (%s)", room, placement.status)
         return {"ok": True, "status": placement.status}
@@ -295,31 +307,37 @@ class Equeue:
         return room
 
     def _next_arg(self) -> str:
-        return web.safe_next(request.args.get("next"),
-                             self.settings.allowed_return_hosts)
+        return web.safe_next(
+            request.args.get("next"), self.settings.allowed_return_hosts
+        )
 
-    def _set_cookie(self, response: Response, name: str, value: str,
-                    max_age: int) -> None:
+    def _set_cookie(
+        self, response: BaseResponse, name: str, value: str, max_age: int
+    ) -> None:
         response.set_cookie(
-            name, value, max_age=max_age,
+            name,
+            value,
+            max_age=max_age,
             **web.cookie_options(self.settings, request.is_secure),
         )
 
-    def _set_pass(self, response: Response, room: str, placement: Placement) -> str:
+    def _set_pass(self, response: BaseResponse, room: str, placement: Placement) -> str:
         visitor_pass = self.room.pass_for(room, placement)
         self._set_cookie(response, PASS_COOKIE, visitor_pass, 7 * 24 * 3600)
         return visitor_pass
 
-    def _admit_response(self, room: str, placement: Placement,
-                        response: Response) -> Response:
+    def _admit_response(
+        self, room: str, placement: Placement, response: BaseResponse
+    ) -> BaseResponse:
         assert placement.admitted_until_ms is not None
-        token = self.room.admission_token(room, placement.visitor_id,
-                                          placement.admitted_until_ms)
+        token = self.room.admission_token(
+            room, placement.visitor_id, placement.admitted_until_ms
+        )
         max_age = max(1, (placement.admitted_until_ms - placement.now_ms) // 1000)
         self._set_cookie(response, admission_cookie_name(room), token, max_age)
         return response
 
-    def _wait(self) -> Response:
+    def _wait(self) -> BaseResponse:
         room, next_url = self._room_arg(), self._next_arg()
         visitor_pass, _ = self.room.pass_or_new(request.cookies.get(PASS_COOKIE))
         try:
@@ -336,7 +354,11 @@ class Equeue:
         page_pass = self._set_pass(response, room, placement)
         rules = self.room.rules(room)
         config = web.splash_config(
-            self.settings, rules, room, page_pass, next_url,
+            self.settings,
+            rules,
+            room,
+            page_pass,
+            next_url,
             {
                 "status": placement.status,
                 "position": placement.position,
@@ -344,9 +366,13 @@ class Equeue:
                 "eta_seconds": self.room.eta_s(room, placement),
             },
         )
-        response.set_data(render_splash(
-            config, static_url=config["static_url"], template=self._splash_template()
-        ))
+        response.set_data(
+            render_splash(
+                config,
+                static_url=config["static_url"],
+                template=self._splash_template(),
+            )
+        )
         response.content_type = "text/html; charset=utf-8"
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -355,7 +381,7 @@ class Equeue:
         path = self.settings.splash_template
         return Path(path).read_text(encoding="utf-8") if path else None
 
-    def _admit(self) -> Response:
+    def _admit(self) -> BaseResponse:
         room, next_url = self._room_arg(), self._next_arg()
         back = redirect(web.wait_url(self.settings, room, next_url), 303)
         try:
@@ -372,7 +398,7 @@ class Equeue:
         logger.debug("room %s: admission picked up", room)
         return self._admit_response(room, placement, redirect(next_url, 303))
 
-    def _leave(self) -> Response:
+    def _leave(self) -> BaseResponse:
         room, next_url = self._room_arg(), self._next_arg()
         left = False
         try:
@@ -384,19 +410,20 @@ class Equeue:
             logger.warning("leave: %s", exc)
             return self._unavailable()
         response = (
-            jsonify({"left": left}) if web.wants_json(request.headers.get("Accept"))
+            jsonify({"left": left})
+            if web.wants_json(request.headers.get("Accept"))
             else redirect(next_url, 303)
         )
         response.delete_cookie(admission_cookie_name(room), path="/")
         return response
 
-    def _health(self) -> Response:
+    def _health(self) -> BaseResponse:
         ok = self.store.ping()
         response = jsonify({"ok": ok, "store": "ok" if ok else "unavailable"})
         response.status_code = 200 if ok else 503
         return response
 
-    def _static(self, name: str) -> Response:
+    def _static(self, name: str) -> BaseResponse:
         if name == "socket.io.min.js" and self.settings.socketio_client_file:
             data = Path(self.settings.socketio_client_file).read_bytes()
         else:
@@ -409,10 +436,12 @@ class Equeue:
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
 
-    def _unavailable(self) -> Response:
-        response = jsonify(error_payload(
-            "store_unavailable", "the waiting room is unavailable, try again soon"
-        ))
+    def _unavailable(self) -> BaseResponse:
+        response = jsonify(
+            error_payload(
+                "store_unavailable", "the waiting room is unavailable, try again soon"
+            )
+        )
         response.status_code = 503
         response.headers["Retry-After"] = "5"
         return response
@@ -439,8 +468,9 @@ class Equeue:
 
         return decorator
 
-    def _guard(self, room: str, view: Callable[..., Any], args: Any,
-               kwargs: Any) -> Response:
+    def _guard(
+        self, room: str, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> BaseResponse:
         cookie = request.cookies.get(admission_cookie_name(room))
         try:
             admission = self.room.signer.read_admission(cookie, room)
@@ -459,18 +489,24 @@ class Equeue:
                 until_ms = None
             if until_ms is not None:
                 token = self.room.admission_token(room, admission.visitor_id, until_ms)
-                self._set_cookie(response, admission_cookie_name(room), token,
-                                 int(rules.session_ttl_s))
+                self._set_cookie(
+                    response,
+                    admission_cookie_name(room),
+                    token,
+                    int(rules.session_ttl_s),
+                )
         return response
 
-    def _queue_or_admit(self, room: str, view: Callable[..., Any], args: Any,
-                        kwargs: Any) -> Response:
+    def _queue_or_admit(
+        self, room: str, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> BaseResponse:
         visitor_pass, _ = self.room.pass_or_new(request.cookies.get(PASS_COOKIE))
         try:
             placement = self.room.join(room, visitor_pass)
         except StoreError as exc:
             logger.warning("room %s: %s", room, exc)
             return self._unavailable()
+        response: BaseResponse
         if placement.status == "admitted":
             response = make_response(view(*args, **kwargs))
             self._set_pass(response, room, placement)
@@ -480,14 +516,16 @@ class Equeue:
         target = web.wait_url(self.settings, room, next_url)
         if web.wants_json(request.headers.get("Accept")):
             eta = self.room.eta_s(room, placement)
-            response = jsonify({
-                "error": "waiting_room",
-                "room": room,
-                "position": placement.position,
-                "queue_length": placement.queue_length,
-                "eta_seconds": eta,
-                "waiting_room_url": target,
-            })
+            response = jsonify(
+                {
+                    "error": "waiting_room",
+                    "room": room,
+                    "position": placement.position,
+                    "queue_length": placement.queue_length,
+                    "eta_seconds": eta,
+                    "waiting_room_url": target,
+                }
+            )
             response.status_code = 503
             response.headers["Retry-After"] = str(min(60, max(1, eta or 5)))
         else:
@@ -498,41 +536,47 @@ class Equeue:
     # Debug and operations routes ---------------------------------------------
 
     def _require_admin(self) -> None:
-        if not web.admin_allowed(self.settings,
-                                 request.headers.get(web.ADMIN_HEADER),
-                                 request.args.get("admin_key")):
+        if not web.admin_allowed(
+            self.settings,
+            request.headers.get(web.ADMIN_HEADER),
+            request.args.get("admin_key"),
+        ):
             abort(403, description="this route needs the equeue admin key")
 
     def _all_snapshots(self) -> list[RoomSnapshot]:
         return [self.room.snapshot(room) for room in self.settings.rooms]
 
-    def _queue_status(self) -> Response:
+    def _queue_status(self) -> BaseResponse:
         self._require_admin()
-        connected = {room: len(self.notifier.visitors(room))
-                     for room in self.settings.rooms}
+        connected = {
+            room: len(self.notifier.visitors(room)) for room in self.settings.rooms
+        }
         payload = web.status_payload(self.settings, self._all_snapshots(), connected)
-        if (request.args.get("format") == "json"
-                or web.wants_json(request.headers.get("Accept"))):
+        if request.args.get("format") == "json" or web.wants_json(
+            request.headers.get("Accept")
+        ):
             return jsonify(payload)
         response = make_response(web.status_html(payload))
         response.content_type = "text/html; charset=utf-8"
         return response
 
-    def _debug_heartbeats(self) -> Response:
+    def _debug_heartbeats(self) -> BaseResponse:
         self._require_admin()
         room = self._room_arg()
         visitor_id = request.args.get("user_id")
         if not web.valid_visitor_id(visitor_id):
-            response = jsonify(error_payload(
-                "bad_payload", "user_id must be 1-64 characters of A-Z a-z 0-9 _ -"
-            ))
+            response = jsonify(
+                error_payload(
+                    "bad_payload", "user_id must be 1-64 characters of A-Z a-z 0-9 _ -"
+                )
+            )
             response.status_code = 400
             return response
         assert visitor_id is not None
         beats = self.room.heartbeats(room, visitor_id)
         return jsonify(web.heartbeats_payload(room, visitor_id, beats))
 
-    def _metrics(self) -> Response:
+    def _metrics(self) -> BaseResponse:
         self._require_admin()
         response = make_response(self.metrics.render())
         response.content_type = METRICS_CONTENT_TYPE

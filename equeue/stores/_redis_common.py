@@ -125,7 +125,12 @@ class ScriptCalls:
         k = self.keys(room)
         return (
             [k.meta, k.queue, k.seen, k.admitted, k.history(visitor_id)],
-            [self._now(), visitor_id, HEARTBEAT_HISTORY, 2 * rules.heartbeat_timeout_ms],
+            [
+                self._now(),
+                visitor_id,
+                HEARTBEAT_HISTORY,
+                2 * rules.heartbeat_timeout_ms,
+            ],
         )
 
     def snapshot_args(
@@ -155,7 +160,11 @@ class ScriptCalls:
     def renew_args(
         self, room: str, visitor_id: str, rules: RoomRules
     ) -> tuple[list[str], list[Any]]:
-        return [self.keys(room).admitted], [self._now(), visitor_id, rules.session_ttl_ms]
+        return [self.keys(room).admitted], [
+            self._now(),
+            visitor_id,
+            rules.session_ttl_ms,
+        ]
 
     def leave_args(self, room: str, visitor_id: str) -> tuple[list[str], list[Any]]:
         k = self.keys(room)
@@ -217,7 +226,9 @@ def decode_snapshot(room: str, visitor_ids: Sequence[str], reply: Any) -> RoomSn
                 )
             placements.append(placement)
     except (IndexError, TypeError, ValueError) as exc:
-        raise StoreError(f"unexpected reply from the snapshot script: {reply!r}") from exc
+        raise StoreError(
+            f"unexpected reply from the snapshot script: {reply!r}"
+        ) from exc
     return RoomSnapshot(
         room=room,
         now_ms=now_ms,
@@ -264,8 +275,13 @@ def parse_redis_url(url: str) -> tuple[str, dict[str, Any]]:
     Returns the URL to hand to redis-py and equeue's options.
     """
     parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix", "redis+cluster",
-                            "rediss+cluster"):
+    if parts.scheme not in (
+        "redis",
+        "rediss",
+        "unix",
+        "redis+cluster",
+        "rediss+cluster",
+    ):
         raise ConfigurationError(f"not a Redis URL: {url!r}")
     options: dict[str, Any] = {}
     kept = []

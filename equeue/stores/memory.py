@@ -134,14 +134,28 @@ class MemoryStore(QueueStore):
             state = self._room(room, now)
             until = state.until.get(visitor_id)
             if until is not None and until > now:
-                return Placement(visitor_id, "admitted", 0, None, len(state.queue),
-                                 state.epoch, now, until)
+                return Placement(
+                    visitor_id,
+                    "admitted",
+                    0,
+                    None,
+                    len(state.queue),
+                    state.epoch,
+                    now,
+                    until,
+                )
 
             if visitor_id in state.tickets:
                 state.touch(visitor_id, now)
-                return Placement(visitor_id, "queued", state.position(visitor_id),
-                                 state.tickets[visitor_id], len(state.queue),
-                                 state.epoch, now)
+                return Placement(
+                    visitor_id,
+                    "queued",
+                    state.position(visitor_id),
+                    state.tickets[visitor_id],
+                    len(state.queue),
+                    state.epoch,
+                    now,
+                )
 
             if until is not None:
                 state.drop_admitted(visitor_id)
@@ -154,14 +168,32 @@ class MemoryStore(QueueStore):
                 and (rate_room is None or rate_room > 0)
             ):
                 until = state.admit(visitor_id, now, rules.session_ttl_ms)
-                return Placement(visitor_id, "admitted", 0, None, 0, state.epoch, now,
-                                 until, restored)
+                return Placement(
+                    visitor_id,
+                    "admitted",
+                    0,
+                    None,
+                    0,
+                    state.epoch,
+                    now,
+                    until,
+                    restored,
+                )
 
             state.tickets[visitor_id] = ticket
             state.queue.add((ticket, visitor_id))
             state.touch(visitor_id, now)
-            return Placement(visitor_id, "queued", state.position(visitor_id), ticket,
-                             len(state.queue), state.epoch, now, None, restored)
+            return Placement(
+                visitor_id,
+                "queued",
+                state.position(visitor_id),
+                ticket,
+                len(state.queue),
+                state.epoch,
+                now,
+                None,
+                restored,
+            )
 
     @staticmethod
     def _new_ticket(
@@ -192,15 +224,30 @@ class MemoryStore(QueueStore):
 
             if visitor_id in state.tickets:
                 state.touch(visitor_id, now)
-                return Placement(visitor_id, "queued", state.position(visitor_id),
-                                 state.tickets[visitor_id], len(state.queue),
-                                 state.epoch, now)
+                return Placement(
+                    visitor_id,
+                    "queued",
+                    state.position(visitor_id),
+                    state.tickets[visitor_id],
+                    len(state.queue),
+                    state.epoch,
+                    now,
+                )
             until = state.until.get(visitor_id)
             if until is not None and until > now:
-                return Placement(visitor_id, "admitted", 0, None, len(state.queue),
-                                 state.epoch, now, until)
-            return Placement(visitor_id, "unknown", None, None, len(state.queue),
-                             state.epoch, now)
+                return Placement(
+                    visitor_id,
+                    "admitted",
+                    0,
+                    None,
+                    len(state.queue),
+                    state.epoch,
+                    now,
+                    until,
+                )
+            return Placement(
+                visitor_id, "unknown", None, None, len(state.queue), state.epoch, now
+            )
 
     @staticmethod
     def _prune_history(state: _Room, now: int, keep_ms: int) -> None:
@@ -220,15 +267,36 @@ class MemoryStore(QueueStore):
             for visitor_id in visitor_ids:
                 until = state.until.get(visitor_id)
                 if visitor_id in state.tickets:
-                    placements.append(Placement(
-                        visitor_id, "queued", state.position(visitor_id),
-                        state.tickets[visitor_id], length, state.epoch, now))
+                    placements.append(
+                        Placement(
+                            visitor_id,
+                            "queued",
+                            state.position(visitor_id),
+                            state.tickets[visitor_id],
+                            length,
+                            state.epoch,
+                            now,
+                        )
+                    )
                 elif until is not None and until > now:
-                    placements.append(Placement(
-                        visitor_id, "admitted", 0, None, length, state.epoch, now, until))
+                    placements.append(
+                        Placement(
+                            visitor_id,
+                            "admitted",
+                            0,
+                            None,
+                            length,
+                            state.epoch,
+                            now,
+                            until,
+                        )
+                    )
                 else:
-                    placements.append(Placement(
-                        visitor_id, "unknown", None, None, length, state.epoch, now))
+                    placements.append(
+                        Placement(
+                            visitor_id, "unknown", None, None, length, state.epoch, now
+                        )
+                    )
             return RoomSnapshot(
                 room=room,
                 now_ms=now,
@@ -254,7 +322,7 @@ class MemoryStore(QueueStore):
                 expired += 1
 
             deadline = now - rules.heartbeat_timeout_ms
-            evicted = []
+            evicted: list[str] = []
             while state.seen and len(evicted) < rules.max_evictions_per_tick:
                 seen_at, visitor_id = state.seen[0]
                 if seen_at >= deadline:

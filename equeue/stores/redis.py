@@ -82,7 +82,10 @@ class RedisStore(QueueStore):
         clean, own = parse_redis_url(url)
         client: redis.Redis | RedisCluster
         if clean.startswith(("redis+cluster://", "rediss+cluster://")):
-            nodes = [ClusterNode(host, port) for host, port in cluster_nodes(clean)]
+            nodes = [
+                ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                for host, port in cluster_nodes(clean)
+            ]
             parts = urlsplit(clean)
             client = RedisCluster(
                 startup_nodes=nodes,

@@ -68,8 +68,11 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     elif name == "async-memory":
         async_store = AsyncMemoryStore(now_ms=clock)
         with asyncio.Runner() as runner:
-            yield Backend(SyncFacade(async_store, runner.get_loop()), clock,
-                          async_store.sync.clear)
+            yield Backend(
+                SyncFacade(async_store, runner.get_loop()),
+                clock,
+                async_store.sync.clear,
+            )
     elif name == "redis":
         url = request.getfixturevalue("redis_url")
         redis_store = RedisStore.from_url(url, now_ms=clock)
@@ -80,8 +83,9 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         sync_client = RedisStore.from_url(url)
         with asyncio.Runner() as runner:
             aio = AsyncRedisStore.from_url(url, now_ms=clock)
-            yield Backend(SyncFacade(aio, runner.get_loop()), clock,
-                          sync_client.client.flushall)
+            yield Backend(
+                SyncFacade(aio, runner.get_loop()), clock, sync_client.client.flushall
+            )
             runner.run(aio.close())
         sync_client.close()
     else:

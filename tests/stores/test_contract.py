@@ -95,8 +95,13 @@ def test_capacity_is_never_exceeded_by_repeated_ticks(backend: Backend):
 
 
 def test_admit_per_minute_caps_admissions_in_a_rolling_minute(backend: Backend):
-    rules = RoomRules(capacity=10, admit_per_minute=3, session_ttl_s=600,
-                      heartbeat_interval_s=1, heartbeat_timeout_s=1000)
+    rules = RoomRules(
+        capacity=10,
+        admit_per_minute=3,
+        session_ttl_s=600,
+        heartbeat_interval_s=1,
+        heartbeat_timeout_s=1000,
+    )
     placements = [backend.store.join("r", f"v{i}", rules) for i in range(6)]
     assert [p.status for p in placements].count("admitted") == 3
 
@@ -128,8 +133,12 @@ def test_silent_waiter_is_evicted_after_the_timeout_and_not_before(backend: Back
 
 
 def test_eviction_per_tick_is_bounded(backend: Backend):
-    rules = RoomRules(capacity=1, heartbeat_interval_s=1, heartbeat_timeout_s=5,
-                      max_evictions_per_tick=3)
+    rules = RoomRules(
+        capacity=1,
+        heartbeat_interval_s=1,
+        heartbeat_timeout_s=5,
+        max_evictions_per_tick=3,
+    )
     fill(backend, rules=rules)
     for i in range(7):
         backend.store.join("r", f"v{i}", rules)
@@ -185,7 +194,11 @@ def test_snapshot_reports_each_visitor_in_one_call(backend: Backend):
         ("q", "queued", 1),
         ("stranger", "unknown", None),
     ]
-    assert (snapshot.queue_length, snapshot.active, snapshot.admitted_total) == (1, 2, 2)
+    assert (snapshot.queue_length, snapshot.active, snapshot.admitted_total) == (
+        1,
+        2,
+        2,
+    )
     assert snapshot.next_ticket - snapshot.epoch == 3
 
 
