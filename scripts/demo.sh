@@ -25,4 +25,10 @@ if [ -f "$client_file" ]; then
     export EQUEUE_SOCKETIO_CLIENT_FILE="$client_file"
 fi
 
+# Without a secret the demo runs in debug mode, which uses a development secret and
+# says so in its log; set EQUEUE_SECRET (32+ characters) to run it for real.
+if [ -z "${EQUEUE_SECRET:-}" ]; then
+    export EQUEUE_DEBUG="${EQUEUE_DEBUG:-1}"
+fi
+
 exec "$EQUEUE_VENV/bin/python" examples/flask_app.py "$@"
