@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -125,10 +126,18 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``EQUEUE_*`` variables and ``REDIS_URL``.
 
+        One room comes from ``EQUEUE_ROOM`` (default ``default``) with the rules
+        in ``EQUEUE_CAPACITY``, ``EQUEUE_ADMIT_PER_MINUTE`` and so on. Several
+        rooms come from ``EQUEUE_ROOMS``, a JSON object of room name to rules,
+        for example ``{"shop": {"capacity": 50}, "tickets": {"capacity": 5,
+        "admit_per_minute": 60}}``; the fields are those of
+        :class:`~equeue.rules.RoomRules`, and a field a room leaves out takes the
+        value of the single-room variable (or its default). The first room is the
+        default room.
+
         :raises ConfigurationError: naming the variable whose value is wrong.
         """
         env = os.environ if environ is None else environ
-        room = env.get("EQUEUE_ROOM", "default")
         rules = RoomRules(
             capacity=_number(env, "EQUEUE_CAPACITY", 2, int),
             admit_per_minute=_number(env, "EQUEUE_ADMIT_PER_MINUTE", None, int),
@@ -136,13 +145,14 @@ class Settings:
             heartbeat_interval_s=_number(env, "EQUEUE_HEARTBEAT_INTERVAL", 5.0, float),
             heartbeat_timeout_s=_number(env, "EQUEUE_HEARTBEAT_TIMEOUT", 75.0, float),
         )
+        rooms = _rooms_from_env(env, rules)
         hosts = tuple(
             h.strip() for h in env.get("EQUEUE_ALLOWED_RETURN_HOSTS", "").split(",")
             if h.strip()
         )
         return cls(
             secret=env.get("EQUEUE_SECRET") or None,
-            rooms={room: rules},
+            rooms=rooms,
             store_url=env.get("REDIS_URL") or None,
             debug=_flag(env, "EQUEUE_DEBUG"),
             admin_key=env.get("EQUEUE_ADMIN_KEY") or None,
@@ -153,6 +163,72 @@ class Settings:
             message_queue=env.get("EQUEUE_MESSAGE_QUEUE") or None,
             socketio_channel=env.get("EQUEUE_SOCKETIO_CHANNEL", "equeue"),
         )
+
+
+#: The rules a room may set in ``EQUEUE_ROOMS``, with the JSON types each takes.
+_ROOM_FIELDS: dict[str, tuple[type, ...]] = {
+    "capacity": (int,),
+    "admit_per_minute": (int, type(None)),
+    "session_ttl_s": (int, float),
+    "heartbeat_interval_s": (int, float),
+    "heartbeat_timeout_s": (int, float),
+    "pass_ttl_s": (int, float),
+    "max_evictions_per_tick": (int,),
+}
+
+
+def _rooms_from_env(
+    env: Mapping[str, str], defaults: RoomRules
+) -> dict[str, RoomRules]:
+    raw = env.get("EQUEUE_ROOMS", "").strip()
+    if not raw:
+        return {env.get("EQUEUE_ROOM", "default"): defaults}
+    if env.get("EQUEUE_ROOM", "").strip():
+        # Two sources for the room list would leave one silently ignored.
+        raise ConfigurationError(
+            "set either EQUEUE_ROOM (one room) or EQUEUE_ROOMS (several), not both"
+        )
+    try:
+        parsed = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"EQUEUE_ROOMS is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict) or not parsed:
+        raise ConfigurationError(
+            "EQUEUE_ROOMS must be a non-empty JSON object of room name to rules, "
+            f'like {{"shop": {{"capacity": 50}}}}; got {raw[:80]!r}'
+        )
+    return {room: _room_rules(room, given, defaults) for room, given in parsed.items()}
+
+
+def _room_rules(room: str, given: Any, defaults: RoomRules) -> RoomRules:
+    where = f"EQUEUE_ROOMS room {room!r}"
+    try:
+        check_room_name(room)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from exc
+    if not isinstance(given, dict):
+        raise ConfigurationError(
+            f"{where}: the rules must be a JSON object, got {given!r}"
+        )
+    for name, value in given.items():
+        kinds = _ROOM_FIELDS.get(name)
+        if kinds is None:
+            raise ConfigurationError(
+                f"{where}: unknown field {name!r}; expected some of "
+                + ", ".join(_ROOM_FIELDS)
+            )
+        # JSON true/false would pass as the integers 1/0.
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            wanted = " or ".join(
+                "null" if kind is type(None) else kind.__name__ for kind in kinds
+            )
+            raise ConfigurationError(
+                f"{where}: field {name!r} must be {wanted}, got {value!r}"
+            )
+    try:
+        return replace(defaults, **given)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from exc
 
 
 def _number(env: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
