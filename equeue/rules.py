@@ -64,8 +64,12 @@ class RoomRules:
                 "admit_per_minute must be a positive integer or None, "
                 f"got {self.admit_per_minute!r}"
             )
-        for name in ("session_ttl_s", "heartbeat_interval_s", "heartbeat_timeout_s",
-                     "pass_ttl_s"):
+        for name in (
+            "session_ttl_s",
+            "heartbeat_interval_s",
+            "heartbeat_timeout_s",
+            "pass_ttl_s",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
