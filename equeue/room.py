@@ -109,8 +109,38 @@ class RoomPolicy:
             self.rules(room),
         )
 
+    @staticmethod
+    def requeued(room: str, visitor_pass: VisitorPass, placement: Placement) -> bool:
+        """True when the visitor lost an earlier place in this generation of the
+        room's data (silent past the heartbeat timeout, or gone) and has just
+        joined again at the back, so the page can say so."""
+        return (
+            placement.status == "queued"
+            and visitor_pass.room == room
+            and visitor_pass.ticket is not None
+            and visitor_pass.epoch == placement.epoch
+            and visitor_pass.ticket != placement.ticket
+        )
+
+    def initial_view(
+        self, room: str, placement: Placement, visitor_pass: VisitorPass
+    ) -> dict[str, Any]:
+        """The state the splash page shows before its socket connects."""
+        return {
+            "status": placement.status,
+            "position": placement.position,
+            "queue_length": placement.queue_length,
+            "eta_seconds": self.eta_s(room, placement),
+            "requeued": self.requeued(room, visitor_pass, placement),
+        }
+
     def update(
-        self, room: str, placement: Placement, admit_url: str | None
+        self,
+        room: str,
+        placement: Placement,
+        admit_url: str | None,
+        *,
+        requeued: bool = False,
     ) -> dict[str, Any]:
         """Return the ``queue_update`` payload for one visitor."""
         status = "expired" if placement.status == "unknown" else placement.status
@@ -124,6 +154,8 @@ class RoomPolicy:
         }
         if placement.status == "admitted":
             payload["admit_url"] = admit_url
+        if requeued:
+            payload["requeued"] = True
         return payload
 
     def admission_token(self, room: str, visitor_id: str, until_ms: int) -> str:

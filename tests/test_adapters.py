@@ -479,3 +479,34 @@ def test_visitors_get_their_order_back_after_redis_loses_its_data(
     assert positions["second"] < positions["third"]
     if positions["newcomer"] != 0:
         assert positions["third"] < positions["newcomer"]
+
+
+def test_a_visitor_back_after_losing_the_place_is_told_and_queues_at_the_back(
+    server_factory, adapter, visitors
+):
+    app = start_example(server_factory, adapter, EQUEUE_HEARTBEAT_TIMEOUT="2")
+    _, away, staying = queue_of(app, 3, visitors)
+    old_pass = away.visitor_pass
+    # Closing can wait for the server's close frame; keep the other visitor beating.
+    threading.Thread(target=away.close).start()
+
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline and app.status()["queue_length"] > 1:
+        staying.heartbeat()
+        time.sleep(0.3)
+    back = visitors(app, old_pass)
+    update = back.register()
+    again = back.register()
+
+    assert update["requeued"] is True
+    assert (update["status"], update["position"]) == ("queued", 2)
+    assert "requeued" not in again and again["position"] == 2
+
+
+def test_reconnecting_in_time_is_not_reported_as_a_lost_place(app, visitors):
+    _, second, _ = queue_of(app, 3, visitors)
+    second.close()
+
+    update = visitors(app, second.visitor_pass).register()
+
+    assert "requeued" not in update and update["position"] == 1

@@ -252,7 +252,10 @@ class Equeue:
         self.socketio.emit(
             "queue_update",
             self.room.update(
-                req.room, placement, web.admit_url(self.settings, req.room)
+                req.room,
+                placement,
+                web.admit_url(self.settings, req.room),
+                requeued=self.room.requeued(req.room, visitor_pass, placement),
             ),
             to=sid,
         )
@@ -359,12 +362,7 @@ class Equeue:
             room,
             page_pass,
             next_url,
-            {
-                "status": placement.status,
-                "position": placement.position,
-                "queue_length": placement.queue_length,
-                "eta_seconds": self.room.eta_s(room, placement),
-            },
+            self.room.initial_view(room, placement, visitor_pass),
         )
         response.set_data(
             render_splash(

@@ -411,7 +411,10 @@ class Equeue:
         await self._emit_to_sid(
             "queue_update",
             self.room.update(
-                req.room, placement, web.admit_url(self.settings, req.room)
+                req.room,
+                placement,
+                web.admit_url(self.settings, req.room),
+                requeued=self.room.requeued(req.room, visitor_pass, placement),
             ),
             sid,
         )
@@ -514,12 +517,7 @@ class Equeue:
             room,
             pass_cookie[1],
             next_url,
-            {
-                "status": placement.status,
-                "position": placement.position,
-                "queue_length": placement.queue_length,
-                "eta_seconds": self.room.eta_s(room, placement),
-            },
+            self.room.initial_view(room, placement, visitor_pass),
         )
         page = render_splash(
             config,

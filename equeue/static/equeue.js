@@ -68,6 +68,7 @@
     errorMessage: byId("equeue-error-message"),
     retry: byId("equeue-retry"),
     expired: byId("equeue-expired"),
+    requeued: byId("equeue-requeued"),
     rejoin: byId("equeue-rejoin"),
   };
 
@@ -82,6 +83,9 @@
   }
   if (elements.rejoin) {
     elements.rejoin.addEventListener("click", rejoin);
+  }
+  if (initial.requeued) {
+    setHidden(elements.requeued, false);
   }
   document.addEventListener("visibilitychange", function () {
     // Coming back to a hidden tab: beat at once rather than waiting for a timer
@@ -360,6 +364,9 @@
       hideError();
       setState("expired");
     } else if (update.status === "queued") {
+      if (update.requeued) {
+        setHidden(elements.requeued, false);
+      }
       // An update proves the connection works: clear any earlier trouble and beat
       // again if the worker had stopped or the socket had reconnected.
       hideError();
