@@ -215,11 +215,17 @@ class Equeue:
         socketio.on_event("heartbeat", self._on_heartbeat)
         socketio.on_event("disconnect", self._on_disconnect)
 
+    def _emit_to_sid(self, event: str, payload: dict[str, Any], sid: str) -> None:
+        # The socket is connected to this process, so the answer skips the message
+        # queue: a burst of registrations makes no Redis publish each.
+        assert self.socketio is not None
+        self.socketio.emit(event, payload, to=sid, ignore_queue=True)
+
     def _refuse(self, event: str, reason: str, message: str) -> dict[str, Any]:
         assert self.socketio is not None
         self.metrics.events.labels(event, reason).inc()
         sid = request.sid  # type: ignore[attr-defined]
-        self.socketio.emit("error", error_payload(reason, message), to=sid)
+        self._emit_to_sid("error", error_payload(reason, message), sid)
         logger.debug("refused %s: %s", event, reason)
         return {"ok": False, "reason": reason}
 
@@ -248,8 +254,7 @@ class Equeue:
             leave_room(_visitor_room(previous[1]))
         join_room(_visitor_room(visitor_pass.visitor_id))
         self.notifier.attach(sid, req.room, visitor_pass.visitor_id, placement)
-        assert self.socketio is not None
-        self.socketio.emit(
+        self._emit_to_sid(
             "queue_update",
             self.room.update(
                 req.room,
@@ -257,7 +262,7 @@ class Equeue:
                 web.admit_url(self.settings, req.room),
                 requeued=self.room.requeued(req.room, visitor_pass, placement),
             ),
-            to=sid,
+            sid,
         )
         self.metrics.events.labels("register", "ok").inc()
         return {"ok": True, "status": placement.status}
