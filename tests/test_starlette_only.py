@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 import socketio
+from fixtures.aio import run_async
 from fixtures.servers import ServerProcess, ServerStartError, free_port
 
 pytest.importorskip("starlette")
@@ -280,7 +281,7 @@ def test_lifespan_start_and_stop_leave_no_task_running(redis_url: str) -> None:
         await asyncio.sleep(0.2)
         return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
-    left_over = asyncio.run(scenario())
+    left_over = run_async(scenario())
 
     assert left_over == []
     assert app.state.lifecycle == ["up", "down"]
@@ -319,7 +320,7 @@ def test_shutdown_under_load_keeps_every_place(
         await _close_all(visitors)
         return places
 
-    places = asyncio.run(before())
+    places = run_async(before())
     assert sorted(places.values()) == list(range(1, count + 1))
     log = server.output()
     assert "equeue shut down" in log
@@ -350,7 +351,7 @@ def test_shutdown_under_load_keeps_every_place(
             for visitor_pass, update in zip(places, updates, strict=True)
         }
 
-    assert asyncio.run(after()) == places
+    assert run_async(after()) == places
     assert _status(url)["queue_length"] == count
 
 
@@ -478,7 +479,7 @@ def test_no_blocking_call_in_the_event_loop(
     # Warm up (first imports and connections), then prove the detectors fire.
     _admit_one(url)
     requests.get(f"{url}/equeue/wait", timeout=10)
-    warm = asyncio.run(_burst(url, 5))
+    warm = run_async(_burst(url, 5))
     assert warm == list(range(2, 7))
     requests.get(f"{url}/_test/block", timeout=10)
     deadline = time.monotonic() + 5
@@ -490,7 +491,7 @@ def test_no_blocking_call_in_the_event_loop(
     seen = len(server.output())
 
     # The burst: registrations, heartbeats, ticks, wait pages and status pages.
-    places = asyncio.run(_burst(url, 300, http_joins=100))
+    places = run_async(_burst(url, 300, http_joins=100))
     assert len(set(places)) == 300 and places[0] >= 7 and places[-1] <= 406
     assert _status(url)["queue_length"] == 406
     time.sleep(1)
@@ -550,7 +551,7 @@ def test_a_burst_of_1000_joins_over_async_redis_loses_none(
         finally:
             await _close_all(visitors)
 
-    updates = asyncio.run(burst())
+    updates = run_async(burst())
 
     assert sorted(u["position"] for u in updates) == list(range(1, count + 1))
     status = _status(url)
@@ -618,7 +619,7 @@ def test_flask_and_starlette_servers_share_one_room(
         finally:
             await _close_all(people)
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
     for url in (fast_url, slow_url):
         status = _status(url)

@@ -7,12 +7,12 @@ synchronous facade on one event loop per test, so the very same test bodies run.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from fixtures.aio import LoopThread
 
 from equeue.stores import AsyncMemoryStore, MemoryStore, QueueStore
 from equeue.stores.redis import RedisStore
@@ -35,7 +35,7 @@ class Clock:
 class SyncFacade:
     """Runs an async store's coroutines to completion on one private loop."""
 
-    def __init__(self, store: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, store: Any, loop: LoopThread) -> None:
         self._store = store
         self._loop = loop
 
@@ -43,7 +43,7 @@ class SyncFacade:
         method = getattr(self._store, name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._loop.run_until_complete(method(*args, **kwargs))
+            return self._loop.run(method(*args, **kwargs))
 
         return call
 
@@ -67,12 +67,9 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         yield Backend(store, clock, store.clear)
     elif name == "async-memory":
         async_store = AsyncMemoryStore(now_ms=clock)
-        with asyncio.Runner() as runner:
-            yield Backend(
-                SyncFacade(async_store, runner.get_loop()),
-                clock,
-                async_store.sync.clear,
-            )
+        loop = LoopThread()
+        yield Backend(SyncFacade(async_store, loop), clock, async_store.sync.clear)
+        loop.close()
     elif name == "redis":
         url = request.getfixturevalue("redis_url")
         redis_store = RedisStore.from_url(url, now_ms=clock)
@@ -81,12 +78,11 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     elif name == "async-redis":
         url = request.getfixturevalue("redis_url")
         sync_client = RedisStore.from_url(url)
-        with asyncio.Runner() as runner:
-            aio = AsyncRedisStore.from_url(url, now_ms=clock)
-            yield Backend(
-                SyncFacade(aio, runner.get_loop()), clock, sync_client.client.flushall
-            )
-            runner.run(aio.close())
+        loop = LoopThread()
+        aio = AsyncRedisStore.from_url(url, now_ms=clock)
+        yield Backend(SyncFacade(aio, loop), clock, sync_client.client.flushall)
+        loop.run(aio.close())
+        loop.close()
         sync_client.close()
     else:
         url = request.getfixturevalue("redis_cluster_url")
