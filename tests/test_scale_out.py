@@ -25,7 +25,6 @@ import pytest
 import redis
 import requests
 from fixtures.examples import ADMIN_KEY, SECRET, ExampleApp, Visitor, start_example
-from fixtures.servers import ServerProcess
 
 from equeue import TokenSigner
 from equeue.rules import RoomRules
@@ -368,3 +367,142 @@ def test_a_ticker_killed_at_any_moment_leaves_the_room_consistent(redis_url):
         assert max(admitted_tickets) < min(queue.values())
         assert gone == waiters[: len(gone)]
     client.close()
+
+
+# Redis Cluster -------------------------------------------------------------------
+
+
+def slot_owners(cluster: Any) -> list[tuple[int, int, int]]:
+    """``(first_slot, last_slot, port)`` of every master, from CLUSTER SLOTS."""
+    node = cluster.node_client(cluster.ports[0])
+    try:
+        ranges = node.execute_command("CLUSTER", "SLOTS")
+    finally:
+        node.close()
+    return [(int(r[0]), int(r[1]), int(r[2][1])) for r in ranges]
+
+
+def keyslot(cluster: Any, key: str) -> int:
+    node = cluster.node_client(cluster.ports[0])
+    try:
+        return int(node.execute_command("CLUSTER", "KEYSLOT", key))
+    finally:
+        node.close()
+
+
+def owner_port(owners: list[tuple[int, int, int]], slot: int) -> int:
+    return next(port for first, last, port in owners if first <= slot <= last)
+
+
+def cluster_env(
+    cluster: Any, url: str, node_index: int, **extra: str
+) -> dict[str, str]:
+    # python-socketio's Redis managers take a plain redis:// URL only. Classic
+    # PUBLISH on any cluster node reaches subscribers on every node, so each
+    # process may use a different node for the Socket.IO channel.
+    node = f"redis://127.0.0.1:{cluster.ports[node_index]}/0"
+    return {
+        "REDIS_URL": url,
+        "EQUEUE_MESSAGE_QUEUE": node,
+        "EQUEUE_HEARTBEAT_TIMEOUT": "60",
+        **extra,
+    }
+
+
+def test_processes_on_a_redis_cluster_admit_in_ticket_order_within_capacity(
+    server_factory, visitors, redis_cluster, redis_cluster_url
+):
+    # A subscriber on the third node hears what processes publish on the other two.
+    listener = redis_cluster.node_client(redis_cluster.ports[2]).pubsub()
+    listener.subscribe("equeue")
+    apps = [
+        start_example(
+            server_factory,
+            adapter,
+            **cluster_env(redis_cluster, redis_cluster_url, i, EQUEUE_CAPACITY="2"),
+        )
+        for i, adapter in enumerate(("flask-threading", "starlette"))
+    ]
+    people = register_spread(apps, visitors, 8)
+    order = [visitor_id_of(v) for v in people]
+    for i, visitor in enumerate(people):
+        tab = visitors(apps[(i + 1) % 2], visitor.visitor_pass)
+        assert tab.register()["position"] == visitor.last["position"]
+
+    client = redis.cluster.RedisCluster(
+        startup_nodes=[
+            redis.cluster.ClusterNode(h, p) for h, p in redis_cluster.startup_nodes
+        ],
+        protocol=2,
+    )
+    with Sampler(apps, client, "default", 2, order) as sampler:
+        drain(apps, people)
+    client.close()
+    heard = 0
+    deadline = time.monotonic() + 5
+    while heard == 0 and time.monotonic() < deadline:
+        message = listener.get_message(timeout=0.5)
+        heard += message is not None and message["type"] == "message"
+    listener.close()
+
+    assert sampler.violations == []
+    assert sampler.peak_active == 2
+    assert heard > 0, "nothing published on one node reached another"
+
+
+def test_rooms_with_their_own_rules_spread_over_the_cluster_shards(
+    server_factory, visitors, redis_cluster, redis_cluster_url
+):
+    owners = slot_owners(redis_cluster)
+    # Pick room names whose hash tags fall on three different masters.
+    by_port: dict[int, str] = {}
+    for i in range(200):
+        name = f"room-{i}"
+        port = owner_port(owners, keyslot(redis_cluster, f"{{{name}}}"))
+        by_port.setdefault(port, name)
+        if len(by_port) == 3:
+            break
+    rooms = dict(zip(sorted(by_port.values()), (1, 2, 3), strict=True))
+    rules = {
+        room: {"capacity": capacity, "admit_per_minute": 60, "session_ttl_s": 300}
+        for room, capacity in rooms.items()
+    }
+    env = {"EQUEUE_ROOMS": json.dumps(rules)}
+    apps = [
+        start_example(
+            server_factory,
+            adapter,
+            **cluster_env(redis_cluster, redis_cluster_url, i, **env),
+        )
+        for i, adapter in enumerate(("flask-threading", "starlette"))
+    ]
+
+    for room, capacity in rooms.items():
+        people = register_spread(apps, visitors, capacity + 2, room)
+        statuses = [v.last["status"] for v in people]
+        assert statuses == ["admitted"] * capacity + ["queued"] * 2
+        assert [v.last["position"] for v in people[capacity:]] == [1, 2]
+
+    views = [rooms_status(app) for app in apps]
+    for room, capacity in rooms.items():
+        for view in views:
+            assert (view[room]["active"], view[room]["queue_length"]) == (capacity, 2)
+            assert view[room]["capacity"] == capacity
+
+        keys = RedisKeys("equeue", room)
+        slots = {
+            keyslot(redis_cluster, key)
+            for key in (keys.meta, keys.queue, keys.seen, keys.admitted, keys.admits)
+        }
+        assert len(slots) == 1, f"the keys of {room} are on several slots"
+        (slot,) = slots
+        owner = redis_cluster.node_client(owner_port(owners, slot))
+        try:
+            stored = int(owner.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot))
+        finally:
+            owner.close()
+        assert stored >= 4
+    room_ports = {
+        owner_port(owners, keyslot(redis_cluster, f"{{{room}}}")) for room in rooms
+    }
+    assert len(room_ports) == 3, "the rooms did not spread over the masters"
