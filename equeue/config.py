@@ -147,7 +147,8 @@ class Settings:
         )
         rooms = _rooms_from_env(env, rules)
         hosts = tuple(
-            h.strip() for h in env.get("EQUEUE_ALLOWED_RETURN_HOSTS", "").split(",")
+            h.strip()
+            for h in env.get("EQUEUE_ALLOWED_RETURN_HOSTS", "").split(",")
             if h.strip()
         )
         return cls(

@@ -36,7 +36,6 @@ class Watch:
     position: int | None = None
     sent_ms: int = 0
     ticket: int | None = None
-    epoch: int | None = None
 
 
 class PositionNotifier:
@@ -83,12 +82,10 @@ class PositionNotifier:
         with self._lock:
             return [v for (r, v) in self._watches if r == room]
 
-    def claim_of(self, room: str, visitor_id: str) -> tuple[int, int] | None:
-        """Return the last ``(ticket, epoch)`` this process saw for the visitor."""
+    def ticket_of(self, room: str, visitor_id: str) -> int | None:
+        """Return the last ticket this process saw for the visitor."""
         watch = self._watches.get((room, visitor_id))
-        if watch is None or watch.ticket is None or watch.epoch is None:
-            return None
-        return watch.ticket, watch.epoch
+        return None if watch is None else watch.ticket
 
     def sent(self, room: str, placement: Placement) -> None:
         """Record that ``placement`` was sent to the visitor."""
@@ -103,13 +100,16 @@ class PositionNotifier:
         watch.position = placement.position
         watch.sent_ms = placement.now_ms
         if placement.ticket is not None:
-            watch.ticket, watch.epoch = placement.ticket, placement.epoch
+            watch.ticket = placement.ticket
 
-    def plan(self, snapshot: RoomSnapshot) -> tuple[list[Placement], list[str]]:
-        """Return the placements to send, and the visitors the store lost while
-        their pass could restore them (the store's epoch moved on)."""
+    def plan(
+        self, snapshot: RoomSnapshot
+    ) -> tuple[list[Placement], list[tuple[str, int]]]:
+        """Return the placements to send, and ``(visitor_id, ticket)`` for waiters
+        the store no longer knows: they left, or the store lost them, which only
+        the store can tell (see ``QueueStore.join`` with ``restore_only``)."""
         to_send: list[Placement] = []
-        to_restore: list[str] = []
+        to_restore: list[tuple[str, int]] = []
         with self._lock:
             for placement in snapshot.placements:
                 watch = self._watches.get((snapshot.room, placement.visitor_id))
@@ -117,10 +117,10 @@ class PositionNotifier:
                     continue
                 if (
                     placement.status == "unknown"
-                    and watch.epoch is not None
-                    and watch.epoch < snapshot.epoch
+                    and watch.status == "queued"
+                    and watch.ticket is not None
                 ):
-                    to_restore.append(placement.visitor_id)
+                    to_restore.append((placement.visitor_id, watch.ticket))
                 elif self._due(watch, placement):
                     to_send.append(placement)
         return to_send, to_restore

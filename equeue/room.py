@@ -74,7 +74,7 @@ class RoomPolicy:
                 logger.debug("ignoring a visitor pass cookie: %s", exc.reason)
         return VisitorPass(self.signer.new_visitor_id()), True
 
-    def claim(self, visitor_pass: VisitorPass, room: str) -> tuple[int, int] | None:
+    def claim(self, visitor_pass: VisitorPass, room: str) -> int | None:
         return visitor_pass.ticket_claim(room, self.signer.now())
 
     def pass_for(self, room: str, placement: Placement) -> str:
@@ -161,6 +161,14 @@ class RoomPolicy:
     def admission_token(self, room: str, visitor_id: str, until_ms: int) -> str:
         return self.signer.issue_admission(visitor_id, room, until_ms / 1000)
 
+    @staticmethod
+    def log_restore(room: str, placement: Placement) -> None:
+        if placement.restored:
+            logger.info("room %s: gave back a ticket the store had lost", room)
+        logger.debug(
+            "room %s: join -> %s %s", room, placement.status, placement.position
+        )
+
     def log_tick(self, result: TickResult) -> None:
         self.remember_rate(
             result.room, result.recent_admissions, result.epoch, result.now_ms
@@ -197,13 +205,16 @@ class WaitingRoom(RoomPolicy):
             self.rules(room),
             self.claim(visitor_pass, room),
         )
-        if placement.restored:
-            logger.info(
-                "room %s: restored a ticket after the store lost its data", room
-            )
-        logger.debug(
-            "room %s: join -> %s %s", room, placement.status, placement.position
+        self.log_restore(room, placement)
+        return placement
+
+    def restore(self, room: str, visitor_id: str, ticket: int) -> Placement:
+        """Give a connected visitor the store no longer knows their ``ticket`` back,
+        if the store lost it (status ``unknown`` if they had left)."""
+        placement = self.store.join(
+            room, visitor_id, self.rules(room), ticket, restore_only=True
         )
+        self.log_restore(room, placement)
         return placement
 
     def heartbeat(self, room: str, visitor_id: str) -> Placement:
@@ -253,13 +264,15 @@ class AsyncWaitingRoom(RoomPolicy):
             self.rules(room),
             self.claim(visitor_pass, room),
         )
-        if placement.restored:
-            logger.info(
-                "room %s: restored a ticket after the store lost its data", room
-            )
-        logger.debug(
-            "room %s: join -> %s %s", room, placement.status, placement.position
+        self.log_restore(room, placement)
+        return placement
+
+    async def restore(self, room: str, visitor_id: str, ticket: int) -> Placement:
+        """See :meth:`WaitingRoom.restore`."""
+        placement = await self.store.join(
+            room, visitor_id, self.rules(room), ticket, restore_only=True
         )
+        self.log_restore(room, placement)
         return placement
 
     async def heartbeat(self, room: str, visitor_id: str) -> Placement:

@@ -40,7 +40,8 @@ class RoomRules:
         losing their place. Browsers throttle timers in background tabs, so keep
         this well above the interval (the default allows about a minute).
     :param pass_ttl_s: how long the ticket claim carried in a visitor pass stays
-        good for restoring a place after the store lost its data.
+        good for restoring a place the store lost (a restart, a rollback to an
+        older snapshot, a failover); the store remembers departures as long.
     :param max_evictions_per_tick: bound on the work one tick does evicting.
     """
 
@@ -90,3 +91,10 @@ class RoomRules:
     @property
     def heartbeat_timeout_ms(self) -> int:
         return int(self.heartbeat_timeout_s * 1000)
+
+    @property
+    def gone_keep_ms(self) -> int:
+        """How long a departed visitor is remembered: as long as a pass issued
+        just before they left can claim their ticket, plus a minute of clock skew
+        between the application servers and the store."""
+        return int(self.pass_ttl_s * 1000) + 60_000

@@ -68,8 +68,8 @@ class VisitorPass:
     epoch: int | None = None
     ticket_expires_at: float | None = None
 
-    def ticket_claim(self, room: str, now: float) -> tuple[int, int] | None:
-        """Return ``(ticket, epoch)`` while the pass vouches for a place in ``room``."""
+    def ticket_claim(self, room: str, now: float) -> int | None:
+        """Return the ticket this pass vouches for in ``room``, while it does."""
         if (
             self.room != room
             or self.ticket is None
@@ -78,7 +78,7 @@ class VisitorPass:
             or self.ticket_expires_at <= now
         ):
             return None
-        return self.ticket, self.epoch
+        return self.ticket
 
 
 @dataclass(frozen=True)

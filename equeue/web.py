@@ -147,7 +147,7 @@ def status_payload(
                 "admissions_last_5_min": snap.recent_admissions,
                 "admitted_total": snap.admitted_total,
                 "evicted_total": snap.evicted_total,
-                "tickets_issued": snap.next_ticket - snap.epoch,
+                "tickets_issued": snap.tickets_issued,
                 "connected_here": connected.get(snap.room, 0),
                 "store_time_ms": snap.now_ms,
             }

@@ -42,21 +42,26 @@ def test_deep_in_the_queue_updates_are_throttled_but_admission_is_not():
     assert soon == [] and len(later) == 1 and len(admitted) == 1
 
 
-def test_a_visitor_lost_by_the_store_is_restored_only_across_epochs():
+def test_a_waiter_the_store_no_longer_knows_is_checked_for_a_restore():
     notifier = PositionNotifier()
     notifier.attach("s1", "r", "a", placement("a", "queued", 1, ticket=5))
     notifier.attach("s2", "r", "b", placement("b", "queued", 2, ticket=6))
+    notifier.attach("s3", "r", "c", placement("c", "admitted", 0))
 
-    same_epoch, restore_none = notifier.plan(
-        snapshot(placement("a", "unknown", None), placement("b", "queued", 1))
-    )
-    _, restore = notifier.plan(
-        snapshot(placement("a", "unknown", None, epoch=EPOCH + 1), epoch=EPOCH + 1)
+    to_send, to_restore = notifier.plan(
+        snapshot(
+            placement("a", "unknown", None),
+            placement("b", "queued", 1),
+            placement("c", "unknown", None),
+        )
     )
 
-    assert [p.status for p in same_epoch] == ["unknown", "queued"]
-    assert restore_none == [] and restore == ["a"]
-    assert notifier.claim_of("r", "a") == (5, EPOCH)
+    assert to_restore == [("a", 5)]
+    assert [(p.visitor_id, p.status) for p in to_send] == [
+        ("b", "queued"),
+        ("c", "unknown"),
+    ]
+    assert notifier.ticket_of("r", "a") == 5
 
 
 def test_a_visitor_stays_watched_while_one_of_their_tabs_is_connected():

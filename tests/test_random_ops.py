@@ -18,6 +18,7 @@ Runs are derandomized so CI sees the same examples every time.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import random
 import threading
@@ -84,7 +85,7 @@ class Model:
     seen: dict[str, int] = field(default_factory=dict)
     admitted: dict[str, int] = field(default_factory=dict)
     admits: dict[int, int] = field(default_factory=dict)
-    restored: set[str] = field(default_factory=set)
+    gone: dict[str, int] = field(default_factory=dict)
     admitted_total: int = 0
     evicted_total: int = 0
 
@@ -108,16 +109,17 @@ class Model:
         return 1 + sum(1 for t in self.queue.values() if t < ticket)
 
     def admit(self, visitor_id: str, ticket: int, now: int) -> None:
+        self.gone[visitor_id] = now
         self.admitted[visitor_id] = now + RULES.session_ttl_ms
         self.seen.pop(visitor_id, None)
         self.admits[ticket] = now
         self.admitted_total += 1
 
     def join(
-        self, visitor_id: str, claim: tuple[int, int] | None, now: int
+        self, visitor_id: str, claim: int | None, now: int
     ) -> tuple[str, int | None]:
         """Return ``(status, position)`` as join.lua should."""
-        epoch = self.touch_epoch(now)
+        self.touch_epoch(now)
         until = self.admitted.get(visitor_id)
         if until is not None and until > now:
             return "admitted", 0
@@ -126,17 +128,12 @@ class Model:
             return "queued", self.position(visitor_id)
         self.admitted.pop(visitor_id, None)
 
-        ticket = None
-        if (
-            claim is not None
-            and claim[1] < epoch
-            and claim[0] < epoch
-            and visitor_id not in self.restored
-        ):
-            self.restored.add(visitor_id)
-            ticket = claim[0]
-        if ticket is None:
-            self.next_ticket += 1
+        # A claimed ticket comes back unless the visitor is known to have left.
+        if claim is not None and visitor_id not in self.gone:
+            ticket = claim
+            self.next_ticket = max(self.next_ticket, claim)
+        else:
+            self.next_ticket = max(self.next_ticket + 1, now * 1000)
             ticket = self.next_ticket
 
         if (
@@ -166,8 +163,10 @@ class Model:
         self.admitted[visitor_id] = now + RULES.session_ttl_ms
         return self.admitted[visitor_id]
 
-    def leave(self, visitor_id: str) -> bool:
+    def leave(self, visitor_id: str, now: int) -> bool:
         had = visitor_id in self.queue or visitor_id in self.admitted
+        if had:
+            self.gone[visitor_id] = now
         self.queue.pop(visitor_id, None)
         self.seen.pop(visitor_id, None)
         self.admitted.pop(visitor_id, None)
@@ -188,6 +187,7 @@ class Model:
         for visitor_id in evicted:
             del self.queue[visitor_id]
             del self.seen[visitor_id]
+            self.gone[visitor_id] = now
         self.evicted_total += len(evicted)
 
         slots = RULES.capacity - len(self.admitted)
@@ -202,6 +202,9 @@ class Model:
             ticket = self.queue.pop(visitor_id)
             self.admit(visitor_id, ticket, now)
             let_in.append((visitor_id, ticket))
+        self.gone = {
+            v: at for v, at in self.gone.items() if at >= now - RULES.gone_keep_ms
+        }
         return evicted, let_in
 
 
@@ -227,6 +230,7 @@ class TwoProcessesOneRedis(RuleBasedStateMachine):
         ]
         self.keys = RedisKeys("equeue", ROOM)
         self.model = Model()
+        self.saved: tuple[dict[bytes, bytes], Model] | None = None
         # The newest pass each visitor's page holds, and the process it talks to.
         self.passes: dict[str, str] = {}
         self.process_of: dict[str, int] = {}
@@ -318,7 +322,7 @@ class TwoProcessesOneRedis(RuleBasedStateMachine):
     @rule(visitor_id=st.sampled_from(VISITORS), process=st.sampled_from(PROCESSES))
     def leave(self, visitor_id: str, process: int) -> None:
         assert self.rooms[process].leave(ROOM, visitor_id) == self.model.leave(
-            visitor_id
+            visitor_id, self.clock.ms()
         )
 
     @rule(
@@ -372,8 +376,34 @@ class TwoProcessesOneRedis(RuleBasedStateMachine):
         if dice != 7:
             return
         event("redis lost its data")
+        # A restart takes a moment; tickets issued after it are later than any
+        # lost one (equal tickets would need 1000 joins in one millisecond).
+        self.clock.now_ms += 1000
         self.raw.flushall()
         self.model = Model()
+        self.saved = None
+
+    @precondition(lambda self: self.model.epoch is not None)
+    @rule()
+    def redis_takes_a_snapshot(self) -> None:
+        # What an RDB file or a lagging replica would hold from now on.
+        self.saved = (
+            {key: self.raw.dump(key) for key in self.raw.scan_iter("equeue:*")},
+            copy.deepcopy(self.model),
+        )
+
+    @precondition(lambda self: self.saved is not None)
+    @rule(dice=st.integers(0, 4))
+    def redis_rolls_back_to_the_snapshot(self, dice: int) -> None:
+        if dice != 2:
+            return
+        event("redis rolled back to a snapshot")
+        dumps, model = self.saved
+        self.clock.now_ms += 1000
+        self.raw.flushall()
+        for key, value in dumps.items():
+            self.raw.restore(key, 0, value)
+        self.model = copy.deepcopy(model)
 
     # Invariants ----------------------------------------------------------------
 

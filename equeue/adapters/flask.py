@@ -186,14 +186,8 @@ class Equeue:
             return
         snapshot = self.room.snapshot(room, visitors)
         to_send, to_restore = self.notifier.plan(snapshot)
-        for visitor_id in to_restore:
-            claim = self.notifier.claim_of(room, visitor_id)
-            if claim is None:
-                continue
-            restored = self.room.store.join(
-                room, visitor_id, self.room.rules(room), claim
-            )
-            to_send.append(restored)
+        for visitor_id, ticket in to_restore:
+            to_send.append(self.room.restore(room, visitor_id, ticket))
         for placement in to_send:
             self._send(room, placement)
 

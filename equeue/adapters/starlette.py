@@ -338,14 +338,8 @@ class Equeue:
             return
         snapshot = await self.room.snapshot(room, visitors)
         to_send, to_restore = self.notifier.plan(snapshot)
-        for visitor_id in to_restore:
-            claim = self.notifier.claim_of(room, visitor_id)
-            if claim is None:
-                continue
-            restored = await self.room.store.join(
-                room, visitor_id, self.room.rules(room), claim
-            )
-            to_send.append(restored)
+        for visitor_id, ticket in to_restore:
+            to_send.append(await self.room.restore(room, visitor_id, ticket))
         for placement in to_send:
             await self._send(room, placement)
 

@@ -39,9 +39,31 @@ local function equeue_rate_room(admits, now, per_minute)
   return per_minute - used
 end
 
-local function equeue_admit(meta, seen, admitted, admits, visitor, ticket, now, ttl)
+-- Tickets never fall behind the clock (ms * 1000), so tickets issued after Redis
+-- rolled back to an older snapshot can never collide with the lost ones that
+-- visitors' passes still claim.
+local function equeue_next_ticket(meta, now)
+  redis.call('HINCRBY', meta, 'issued_total', 1)
+  local ticket = redis.call('HINCRBY', meta, 'next_ticket', 1)
+  if ticket < now * 1000 then
+    ticket = now * 1000
+    redis.call('HSET', meta, 'next_ticket', equeue_int(ticket))
+  end
+  return ticket
+end
+
+-- A visitor who leaves the queue (admitted, evicted, gone by choice) is remembered
+-- as gone for as long as their pass may still claim their old ticket: such a claim
+-- must not bring them back. Only a visitor the store has no trace of at all (its
+-- data was lost or rolled back) gets a claimed ticket restored.
+local function equeue_gone(gone, visitor, now)
+  redis.call('ZADD', gone, equeue_int(now), visitor)
+end
+
+local function equeue_admit(meta, seen, admitted, admits, gone, visitor, ticket, now, ttl)
   redis.call('ZADD', admitted, equeue_int(now + ttl), visitor)
   redis.call('ZREM', seen, visitor)
   redis.call('ZADD', admits, equeue_int(now), equeue_int(ticket))
   redis.call('HINCRBY', meta, 'admitted_total', 1)
+  equeue_gone(gone, visitor, now)
 end

@@ -1,9 +1,9 @@
--- KEYS: meta, queue, seen, admitted, admits, restored
+-- KEYS: meta, queue, seen, admitted, admits, gone
 -- ARGV: now_override, visitor_id, capacity, admit_per_minute (0: none),
---       session_ttl_ms, claim_ticket (''), claim_epoch ('')
+--       session_ttl_ms, claim_ticket (''), restore_only ('1' or '')
 -- Returns: {status, ticket|-1, position|-1, queue_length, epoch, admitted_until|-1,
 --           now, restored(0|1)}
-local meta, queue, seen, admitted, admits, restored = KEYS[1], KEYS[2], KEYS[3],
+local meta, queue, seen, admitted, admits, gone = KEYS[1], KEYS[2], KEYS[3],
   KEYS[4], KEYS[5], KEYS[6]
 local visitor = ARGV[2]
 local capacity = tonumber(ARGV[3])
@@ -31,22 +31,25 @@ if until_ms then
 end
 
 local was_restored = 0
-if ARGV[6] ~= '' then
-  local claim_ticket, claim_epoch = tonumber(ARGV[6]), tonumber(ARGV[7])
-  if claim_epoch < epoch and claim_ticket < epoch
-      and redis.call('SADD', restored, visitor) == 1 then
-    ticket = claim_ticket
-    was_restored = 1
+if ARGV[6] ~= '' and not redis.call('ZSCORE', gone, visitor) then
+  ticket = tonumber(ARGV[6])
+  was_restored = 1
+  -- Move the counter past the restored ticket.
+  if tonumber(redis.call('HGET', meta, 'next_ticket')) < ticket then
+    redis.call('HSET', meta, 'next_ticket', equeue_int(ticket))
   end
 end
 if not ticket then
-  ticket = redis.call('HINCRBY', meta, 'next_ticket', 1)
+  if ARGV[7] == '1' then
+    return {'unknown', -1, -1, redis.call('ZCARD', queue), epoch, -1, now, 0}
+  end
+  ticket = equeue_next_ticket(meta, now)
 end
 
 local waiting = redis.call('ZCARD', queue)
 if waiting == 0 and equeue_active(admitted, now) < capacity
     and equeue_rate_room(admits, now, per_minute) ~= 0 then
-  equeue_admit(meta, seen, admitted, admits, visitor, ticket, now, ttl)
+  equeue_admit(meta, seen, admitted, admits, gone, visitor, ticket, now, ttl)
   return {'admitted', -1, 0, 0, epoch, now + ttl, now, was_restored}
 end
 

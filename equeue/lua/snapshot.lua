@@ -1,15 +1,15 @@
 -- KEYS: meta, queue, admitted, admits
 -- ARGV: now_override, eta_window_ms, visitor_id...
--- Returns: {now, epoch, queue_length, active, recent, next_ticket, admitted_total,
+-- Returns: {now, epoch, queue_length, active, recent, issued_total, admitted_total,
 --           evicted_total, then per visitor: ticket|-1, rank|-1, admitted_until|-1}
 local meta, queue, admitted, admits = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 local now = equeue_now_ms()
 local epoch = equeue_epoch(meta, now)
-local counters = redis.call('HMGET', meta, 'next_ticket', 'admitted_total', 'evicted_total')
+local counters = redis.call('HMGET', meta, 'issued_total', 'admitted_total', 'evicted_total')
 local recent = redis.call('ZCOUNT', admits, '(' .. equeue_int(now - tonumber(ARGV[2])), '+inf')
 local out = {now, epoch, redis.call('ZCARD', queue), equeue_active(admitted, now), recent,
-  tonumber(counters[1]) or epoch, tonumber(counters[2]) or 0, tonumber(counters[3]) or 0}
+  tonumber(counters[1]) or 0, tonumber(counters[2]) or 0, tonumber(counters[3]) or 0}
 
 for i = 3, #ARGV do
   local visitor = ARGV[i]

@@ -1,9 +1,10 @@
--- KEYS: meta, queue, seen, admitted, admits
+-- KEYS: meta, queue, seen, admitted, admits, gone
 -- ARGV: now_override, capacity, admit_per_minute (0: none), session_ttl_ms,
---       heartbeat_timeout_ms, max_evictions, eta_window_ms
+--       heartbeat_timeout_ms, max_evictions, eta_window_ms, gone_keep_ms
 -- Returns: {now, epoch, expired, queue_length, active, recent, {evicted...},
 --           {visitor, ticket, visitor, ticket, ...}}
-local meta, queue, seen, admitted, admits = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local meta, queue, seen, admitted, admits, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
+  KEYS[5], KEYS[6]
 local capacity = tonumber(ARGV[2])
 local per_minute = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
@@ -21,6 +22,7 @@ local evicted = redis.call('ZRANGEBYSCORE', seen, '-inf', '(' .. equeue_int(now 
 for _, visitor in ipairs(evicted) do
   redis.call('ZREM', queue, visitor)
   redis.call('ZREM', seen, visitor)
+  equeue_gone(gone, visitor, now)
 end
 if #evicted > 0 then
   redis.call('HINCRBY', meta, 'evicted_total', #evicted)
@@ -36,7 +38,7 @@ if slots > 0 then
   local head = redis.call('ZPOPMIN', queue, slots)
   for i = 1, #head, 2 do
     local visitor, ticket = head[i], tonumber(head[i + 1])
-    equeue_admit(meta, seen, admitted, admits, visitor, ticket, now, ttl)
+    equeue_admit(meta, seen, admitted, admits, gone, visitor, ticket, now, ttl)
     let_in[#let_in + 1] = visitor
     let_in[#let_in + 1] = ticket
   end
@@ -47,6 +49,7 @@ if keep < 60000 then
   keep = 60000
 end
 redis.call('ZREMRANGEBYSCORE', admits, '-inf', '(' .. equeue_int(now - keep))
+redis.call('ZREMRANGEBYSCORE', gone, '-inf', '(' .. equeue_int(now - tonumber(ARGV[8])))
 local recent = redis.call('ZCOUNT', admits, '(' .. equeue_int(now - window), '+inf')
 
 return {now, epoch, expired, redis.call('ZCARD', queue), redis.call('ZCARD', admitted),

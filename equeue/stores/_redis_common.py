@@ -73,8 +73,8 @@ class RedisKeys:
         return self._key("admits")
 
     @property
-    def restored(self) -> str:
-        return self._key("restored")
+    def gone(self) -> str:
+        return self._key("gone")
 
     def history(self, visitor_id: str) -> str:
         return self._key(f"hb:{visitor_id}")
@@ -102,20 +102,20 @@ class ScriptCalls:
         room: str,
         visitor_id: str,
         rules: RoomRules,
-        claim: tuple[int, int] | None,
+        claim: int | None,
+        restore_only: bool,
     ) -> tuple[list[str], list[Any]]:
         k = self.keys(room)
-        ticket, epoch = claim if claim is not None else ("", "")
         return (
-            [k.meta, k.queue, k.seen, k.admitted, k.admits, k.restored],
+            [k.meta, k.queue, k.seen, k.admitted, k.admits, k.gone],
             [
                 self._now(),
                 visitor_id,
                 rules.capacity,
                 rules.admit_per_minute or 0,
                 rules.session_ttl_ms,
-                ticket,
-                epoch,
+                "" if claim is None else claim,
+                "1" if restore_only else "",
             ],
         )
 
@@ -145,7 +145,7 @@ class ScriptCalls:
     def tick_args(self, room: str, rules: RoomRules) -> tuple[list[str], list[Any]]:
         k = self.keys(room)
         return (
-            [k.meta, k.queue, k.seen, k.admitted, k.admits],
+            [k.meta, k.queue, k.seen, k.admitted, k.admits, k.gone],
             [
                 self._now(),
                 rules.capacity,
@@ -154,6 +154,7 @@ class ScriptCalls:
                 rules.heartbeat_timeout_ms,
                 rules.max_evictions_per_tick,
                 ETA_WINDOW_MS,
+                rules.gone_keep_ms,
             ],
         )
 
@@ -168,7 +169,7 @@ class ScriptCalls:
 
     def leave_args(self, room: str, visitor_id: str) -> tuple[list[str], list[Any]]:
         k = self.keys(room)
-        return [k.queue, k.seen, k.admitted], [self._now(), visitor_id]
+        return [k.queue, k.seen, k.admitted, k.gone], [self._now(), visitor_id]
 
 
 def _text(value: Any) -> str:
@@ -206,7 +207,7 @@ def decode_placement(visitor_id: str, reply: Any) -> Placement:
 def decode_snapshot(room: str, visitor_ids: Sequence[str], reply: Any) -> RoomSnapshot:
     """Decode the reply of ``snapshot.lua``."""
     try:
-        now_ms, epoch, length, active, recent, next_ticket, admitted_total, evicted = (
+        now_ms, epoch, length, active, recent, issued, admitted_total, evicted = (
             int(x) for x in reply[:8]
         )
         placements = []
@@ -236,7 +237,7 @@ def decode_snapshot(room: str, visitor_ids: Sequence[str], reply: Any) -> RoomSn
         queue_length=length,
         active=active,
         recent_admissions=recent,
-        next_ticket=next_ticket,
+        tickets_issued=issued,
         admitted_total=admitted_total,
         evicted_total=evicted,
         placements=tuple(placements),

@@ -34,8 +34,8 @@ class Placement:
     ``position`` is 1 for the head of the queue, 0 once admitted, ``None`` when
     the store does not know the visitor. ``ticket`` is the visitor's place in the
     queue order (``None`` once admitted or unknown). ``epoch`` identifies the
-    store's current generation of this room's data: it changes only when the data
-    was lost, which is when a ticket claimed by an older pass may be restored.
+    store's current generation of this room's data: it changes when all of it was
+    lost. ``restored`` says a ticket claimed by the visitor's pass was given back.
     """
 
     visitor_id: str
@@ -59,7 +59,7 @@ class RoomSnapshot:
     queue_length: int
     active: int
     recent_admissions: int
-    next_ticket: int
+    tickets_issued: int
     admitted_total: int
     evicted_total: int
     placements: Sequence[Placement] = field(default_factory=tuple)
@@ -100,15 +100,21 @@ class QueueStore(abc.ABC):
         room: str,
         visitor_id: str,
         rules: RoomRules,
-        claim: tuple[int, int] | None = None,
+        claim: int | None = None,
+        *,
+        restore_only: bool = False,
     ) -> Placement:
         """Put ``visitor_id`` in the queue of ``room``, or report where they are.
 
         Joining again is idempotent: the same ticket, one entry. A visitor the
-        store does not know gets the next ticket, unless ``claim`` holds a
-        ``(ticket, epoch)`` from a verified pass issued before the store lost its
-        data (an older epoch): then the old ticket is restored, once. While the
-        queue is empty and the room has space the visitor is admitted at once.
+        store does not know gets the next ticket, unless ``claim`` holds the
+        ticket of a verified, unexpired pass and the store has no record of the
+        visitor leaving (admitted, evicted or gone by choice, within the room's
+        ``gone_keep_ms``): then the store lost that join (a restart, a rollback to
+        an older snapshot, a failover) and the old ticket is restored, with the
+        counter moved past it. With ``restore_only`` a visitor who cannot be
+        restored gets no new ticket either (status ``unknown``). While the queue
+        is empty and the room has space the visitor is admitted at once.
         """
 
     @abc.abstractmethod
@@ -162,7 +168,9 @@ class AsyncQueueStore(abc.ABC):
         room: str,
         visitor_id: str,
         rules: RoomRules,
-        claim: tuple[int, int] | None = None,
+        claim: int | None = None,
+        *,
+        restore_only: bool = False,
     ) -> Placement: ...
 
     @abc.abstractmethod

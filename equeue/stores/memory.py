@@ -34,6 +34,7 @@ def _wall_ms() -> int:
 class _Room:
     epoch: int
     next_ticket: int
+    issued_total: int = 0
     admitted_total: int = 0
     evicted_total: int = 0
     tickets: dict[str, int] = field(default_factory=dict)
@@ -43,7 +44,8 @@ class _Room:
     until: dict[str, int] = field(default_factory=dict)
     admitted: SortedList = field(default_factory=SortedList)  # (until_ms, visitor_id)
     admits: deque[int] = field(default_factory=deque)  # admission times, ms
-    restored: set[str] = field(default_factory=set)
+    # Departed visitors by departure time, oldest first (see equeue_gone in Lua).
+    gone: OrderedDict[str, int] = field(default_factory=OrderedDict)
     history: OrderedDict[str, deque[int]] = field(default_factory=OrderedDict)
 
     def position(self, visitor_id: str) -> int:
@@ -80,7 +82,12 @@ class _Room:
         self.admitted.remove((until, visitor_id))
         return True
 
+    def depart(self, visitor_id: str, now: int) -> None:
+        self.gone.pop(visitor_id, None)
+        self.gone[visitor_id] = now
+
     def admit(self, visitor_id: str, now: int, ttl_ms: int) -> int:
+        self.depart(visitor_id, now)
         self.forget_seen(visitor_id)
         self.until[visitor_id] = now + ttl_ms
         self.admitted.add((now + ttl_ms, visitor_id))
@@ -127,7 +134,9 @@ class MemoryStore(QueueStore):
         room: str,
         visitor_id: str,
         rules: RoomRules,
-        claim: tuple[int, int] | None = None,
+        claim: int | None = None,
+        *,
+        restore_only: bool = False,
     ) -> Placement:
         with self._lock:
             now = self._now_ms()
@@ -159,7 +168,21 @@ class MemoryStore(QueueStore):
 
             if until is not None:
                 state.drop_admitted(visitor_id)
-            ticket, restored = self._new_ticket(state, visitor_id, claim)
+            if claim is not None and visitor_id not in state.gone:
+                ticket, restored = claim, True
+                state.next_ticket = max(state.next_ticket, claim)
+            elif restore_only:
+                return Placement(
+                    visitor_id,
+                    "unknown",
+                    None,
+                    None,
+                    len(state.queue),
+                    state.epoch,
+                    now,
+                )
+            else:
+                ticket, restored = self._next_ticket(state, now), False
 
             rate_room = state.rate_room(now, rules.admit_per_minute)
             if (
@@ -196,20 +219,11 @@ class MemoryStore(QueueStore):
             )
 
     @staticmethod
-    def _new_ticket(
-        state: _Room, visitor_id: str, claim: tuple[int, int] | None
-    ) -> tuple[int, bool]:
-        if claim is not None:
-            ticket, epoch = claim
-            if (
-                epoch < state.epoch
-                and ticket < state.epoch
-                and visitor_id not in state.restored
-            ):
-                state.restored.add(visitor_id)
-                return ticket, True
-        state.next_ticket += 1
-        return state.next_ticket, False
+    def _next_ticket(state: _Room, now: int) -> int:
+        # Tickets never fall behind the clock, as in the Lua scripts.
+        state.issued_total += 1
+        state.next_ticket = max(state.next_ticket + 1, now * 1000)
+        return state.next_ticket
 
     def heartbeat(self, room: str, visitor_id: str, rules: RoomRules) -> Placement:
         with self._lock:
@@ -304,7 +318,7 @@ class MemoryStore(QueueStore):
                 queue_length=length,
                 active=state.active(now),
                 recent_admissions=state.admits_since(now - ETA_WINDOW_MS),
-                next_ticket=state.next_ticket,
+                tickets_issued=state.issued_total,
                 admitted_total=state.admitted_total,
                 evicted_total=state.evicted_total,
                 placements=tuple(placements),
@@ -328,6 +342,7 @@ class MemoryStore(QueueStore):
                 if seen_at >= deadline:
                     break
                 state.dequeue(visitor_id)
+                state.depart(visitor_id, now)
                 evicted.append(visitor_id)
             state.evicted_total += len(evicted)
 
@@ -342,6 +357,12 @@ class MemoryStore(QueueStore):
                 state.admit(visitor_id, now, rules.session_ttl_ms)
                 admitted.append((visitor_id, ticket))
                 slots -= 1
+
+            while state.gone:
+                visitor_id, gone_at = next(iter(state.gone.items()))
+                if gone_at >= now - rules.gone_keep_ms:
+                    break
+                del state.gone[visitor_id]
 
             keep = max(ETA_WINDOW_MS, _RATE_WINDOW_MS)
             while state.admits and state.admits[0] < now - keep:
@@ -373,9 +394,12 @@ class MemoryStore(QueueStore):
 
     def leave(self, room: str, visitor_id: str) -> bool:
         with self._lock:
-            state = self._room(room, self._now_ms())
+            now = self._now_ms()
+            state = self._room(room, now)
             dequeued = state.dequeue(visitor_id)
             dropped = state.drop_admitted(visitor_id)
+            if dequeued or dropped:
+                state.depart(visitor_id, now)
             return dequeued or dropped
 
     def heartbeats(self, room: str, visitor_id: str) -> list[int]:
@@ -401,9 +425,11 @@ class AsyncMemoryStore(AsyncQueueStore):
         room: str,
         visitor_id: str,
         rules: RoomRules,
-        claim: tuple[int, int] | None = None,
+        claim: int | None = None,
+        *,
+        restore_only: bool = False,
     ) -> Placement:
-        return self.sync.join(room, visitor_id, rules, claim)
+        return self.sync.join(room, visitor_id, rules, claim, restore_only=restore_only)
 
     async def heartbeat(
         self, room: str, visitor_id: str, rules: RoomRules

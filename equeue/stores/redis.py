@@ -115,9 +115,11 @@ class RedisStore(QueueStore):
         room: str,
         visitor_id: str,
         rules: RoomRules,
-        claim: tuple[int, int] | None = None,
+        claim: int | None = None,
+        *,
+        restore_only: bool = False,
     ) -> Placement:
-        keys, args = self._calls.join_args(room, visitor_id, rules, claim)
+        keys, args = self._calls.join_args(room, visitor_id, rules, claim, restore_only)
         return decode_placement(visitor_id, self._run("join", keys, args))
 
     def heartbeat(self, room: str, visitor_id: str, rules: RoomRules) -> Placement:

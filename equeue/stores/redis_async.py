@@ -108,9 +108,11 @@ class AsyncRedisStore(AsyncQueueStore):
         room: str,
         visitor_id: str,
         rules: RoomRules,
-        claim: tuple[int, int] | None = None,
+        claim: int | None = None,
+        *,
+        restore_only: bool = False,
     ) -> Placement:
-        keys, args = self._calls.join_args(room, visitor_id, rules, claim)
+        keys, args = self._calls.join_args(room, visitor_id, rules, claim, restore_only)
         return decode_placement(visitor_id, await self._run("join", keys, args))
 
     async def heartbeat(

@@ -7,6 +7,7 @@ synchronous facade on one event loop per test, so the very same test bodies run.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +51,42 @@ class SyncFacade:
 
 @dataclass
 class Backend:
+    """A store under test, its clock, and ways to lose data as Redis can: all of
+    it (``wipe``: a restart without persistence) or what came after a snapshot
+    (``save`` then ``rollback``: a restart from RDB, a lagging replica)."""
+
     store: QueueStore
     clock: Clock
     wipe: Callable[[], None]
+    save: Callable[[], Any]
+    rollback: Callable[[Any], None]
+
+
+def _memory_snapshots(
+    store: MemoryStore,
+) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    # Reaches into the store's private state: a test stand-in for an RDB file.
+    def save() -> Any:
+        return copy.deepcopy(store._rooms)
+
+    def rollback(saved: Any) -> None:
+        store._rooms.clear()
+        store._rooms.update(copy.deepcopy(saved))
+
+    return save, rollback
+
+
+def _redis_snapshots(client: Any) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    def save() -> Any:
+        return {key: client.dump(key) for key in client.scan_iter("equeue:*")}
+
+    def rollback(saved: Any) -> None:
+        for key in list(client.scan_iter("equeue:*")):
+            client.delete(key)
+        for key, value in saved.items():
+            client.restore(key, 0, value)
+
+    return save, rollback
 
 
 BACKENDS = ["memory", "async-memory", "redis", "async-redis", "redis-cluster"]
@@ -64,23 +98,38 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     name = request.param
     if name == "memory":
         store = MemoryStore(now_ms=clock)
-        yield Backend(store, clock, store.clear)
+        yield Backend(store, clock, store.clear, *_memory_snapshots(store))
     elif name == "async-memory":
         async_store = AsyncMemoryStore(now_ms=clock)
         loop = LoopThread()
-        yield Backend(SyncFacade(async_store, loop), clock, async_store.sync.clear)
+        yield Backend(
+            SyncFacade(async_store, loop),
+            clock,
+            async_store.sync.clear,
+            *_memory_snapshots(async_store.sync),
+        )
         loop.close()
     elif name == "redis":
         url = request.getfixturevalue("redis_url")
         redis_store = RedisStore.from_url(url, now_ms=clock)
-        yield Backend(redis_store, clock, redis_store.client.flushall)
+        yield Backend(
+            redis_store,
+            clock,
+            redis_store.client.flushall,
+            *_redis_snapshots(redis_store.client),
+        )
         redis_store.close()
     elif name == "async-redis":
         url = request.getfixturevalue("redis_url")
         sync_client = RedisStore.from_url(url)
         loop = LoopThread()
         aio = AsyncRedisStore.from_url(url, now_ms=clock)
-        yield Backend(SyncFacade(aio, loop), clock, sync_client.client.flushall)
+        yield Backend(
+            SyncFacade(aio, loop),
+            clock,
+            sync_client.client.flushall,
+            *_redis_snapshots(sync_client.client),
+        )
         loop.run(aio.close())
         loop.close()
         sync_client.close()
@@ -91,5 +140,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         def wipe() -> None:
             cluster_store.client.flushall(target_nodes="primaries")
 
-        yield Backend(cluster_store, clock, wipe)
+        yield Backend(
+            cluster_store, clock, wipe, *_redis_snapshots(cluster_store.client)
+        )
         cluster_store.close()

@@ -199,7 +199,7 @@ def test_snapshot_reports_each_visitor_in_one_call(backend: Backend):
         2,
         2,
     )
-    assert snapshot.next_ticket - snapshot.epoch == 3
+    assert snapshot.tickets_issued == 3
 
 
 def test_heartbeat_history_is_newest_first_and_capped(backend: Backend):
@@ -234,8 +234,8 @@ def test_after_data_loss_a_valid_claim_restores_the_old_order(backend: Backend):
     backend.clock.advance(1)
     fill(backend)
     newcomer = backend.store.join("r", "new", RULES)
-    restored_b = backend.store.join("r", "b", RULES, claim=(b.ticket, b.epoch))
-    restored_a = backend.store.join("r", "a", RULES, claim=(a.ticket, a.epoch))
+    restored_b = backend.store.join("r", "b", RULES, claim=b.ticket)
+    restored_a = backend.store.join("r", "a", RULES, claim=a.ticket)
 
     assert restored_a.restored and restored_b.restored
     assert newcomer.epoch > a.epoch
@@ -245,19 +245,19 @@ def test_after_data_loss_a_valid_claim_restores_the_old_order(backend: Backend):
     assert backend.store.join("r", "later", RULES).ticket > b.ticket
 
 
-def test_a_stale_claim_in_the_same_epoch_cannot_jump_the_queue(backend: Backend):
+def test_a_claim_of_a_visitor_who_left_cannot_jump_the_queue(backend: Backend):
     fill(backend)
     a = backend.store.join("r", "a", RULES)
     backend.store.join("r", "b", RULES)
     backend.store.leave("r", "a")
 
-    back = backend.store.join("r", "a", RULES, claim=(a.ticket, a.epoch))
+    back = backend.store.join("r", "a", RULES, claim=a.ticket)
 
     assert not back.restored
     assert back.position == 2 and back.ticket > a.ticket
 
 
-def test_a_claim_restores_only_once_per_epoch(backend: Backend):
+def test_a_restored_visitor_who_leaves_cannot_be_restored_again(backend: Backend):
     fill(backend)
     a = backend.store.join("r", "a", RULES)
     backend.wipe()
@@ -265,9 +265,9 @@ def test_a_claim_restores_only_once_per_epoch(backend: Backend):
     fill(backend)
     backend.store.join("r", "b", RULES)
 
-    first = backend.store.join("r", "a", RULES, claim=(a.ticket, a.epoch))
+    first = backend.store.join("r", "a", RULES, claim=a.ticket)
     backend.store.leave("r", "a")
-    second = backend.store.join("r", "a", RULES, claim=(a.ticket, a.epoch))
+    second = backend.store.join("r", "a", RULES, claim=a.ticket)
 
     assert first.restored and first.position == 1
     assert not second.restored and second.position == 2
@@ -286,3 +286,63 @@ def test_rooms_are_independent(backend: Backend):
 def test_a_bad_room_name_is_refused(backend: Backend):
     with pytest.raises(ConfigurationError):
         backend.store.join("no spaces {here}", "a", RULES)
+
+
+def test_after_a_rollback_to_an_older_snapshot_a_lost_join_is_restored(
+    backend: Backend,
+):
+    fill(backend)
+    backend.store.join("r", "a", RULES)
+    saved = backend.save()
+    backend.clock.advance(1)
+    lost = backend.store.join("r", "lost", RULES)
+
+    backend.rollback(saved)
+    backend.clock.advance(1)
+    newcomer = backend.store.join("r", "new", RULES)
+    back = backend.store.join("r", "lost", RULES, claim=lost.ticket)
+
+    assert back.restored and back.ticket == lost.ticket
+    assert newcomer.ticket != lost.ticket
+    snapshot = backend.store.snapshot("r", ["a", "lost", "new"])
+    assert [p.position for p in snapshot.placements] == [1, 2, 3]
+
+
+def test_an_evicted_visitor_cannot_claim_the_old_place(backend: Backend):
+    fill(backend)
+    silent = backend.store.join("r", "silent", RULES)
+    backend.store.join("r", "other", RULES)
+    backend.clock.advance(11)
+    backend.store.heartbeat("r", "other", RULES)
+    assert backend.store.tick("r", RULES).evicted == ["silent"]
+
+    back = backend.store.join("r", "silent", RULES, claim=silent.ticket)
+
+    assert not back.restored and back.position == 2
+
+
+def test_restore_only_gives_back_a_lost_ticket_and_nothing_else(backend: Backend):
+    fill(backend)
+    a = backend.store.join("r", "a", RULES)
+    backend.store.join("r", "b", RULES)
+    backend.store.leave("r", "b")
+
+    backend.wipe()
+    backend.clock.advance(1)
+    fill(backend)
+    lost = backend.store.join("r", "a", RULES, claim=a.ticket, restore_only=True)
+    stranger = backend.store.join("r", "c", RULES, restore_only=True)
+
+    assert (lost.status, lost.position, lost.restored) == ("queued", 1, True)
+    assert (stranger.status, stranger.position) == ("unknown", None)
+    assert backend.store.snapshot("r").queue_length == 1
+
+
+def test_tickets_never_fall_behind_the_clock(backend: Backend):
+    fill(backend)
+    first = backend.store.join("r", "a", RULES)
+    backend.clock.advance(5)
+    second = backend.store.join("r", "b", RULES)
+
+    assert second.ticket >= backend.clock.now * 1000 > first.ticket
+    assert backend.store.snapshot("r").tickets_issued == 4
