@@ -88,6 +88,11 @@ class Settings:
             raise ConfigurationError(
                 f"the equeue secret must be at least {MIN_SECRET_LENGTH} characters"
             )
+        if self.socketio_client_file and not os.path.isfile(self.socketio_client_file):
+            raise ConfigurationError(
+                f"socketio_client_file {self.socketio_client_file!r} is not a file; "
+                "point it at socket.io-client's dist/socket.io.min.js"
+            )
         if self.secret is None and not self.debug:
             raise ConfigurationError(
                 "no equeue secret configured: set Settings(secret=...) or "

@@ -63,7 +63,9 @@ class Metrics:
     def __init__(
         self, settings: Settings, snapshots: Callable[[], Sequence[RoomSnapshot]]
     ) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        # No auto-describe: registering would otherwise collect, reading the
+        # store at start-up, and an unreachable Redis would stop the app.
+        self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_RoomCollector(settings, snapshots))
         self.events = Counter(
             "equeue_socket_events",

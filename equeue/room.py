@@ -35,6 +35,9 @@ class RoomPolicy:
     def __init__(self, settings: Settings, signer: TokenSigner | None = None) -> None:
         self.settings = settings
         self.signer = signer or TokenSigner(settings.signing_secret)
+        # Rooms whose ticks are failing, so that a long outage logs its start and
+        # its end rather than a traceback every tick.
+        self._failing: set[str] = set()
         # The last measured admission rate of each room: (recent, epoch, now_ms).
         self._rates: dict[str, tuple[int, int, int]] = {}
         self._rates_lock = threading.Lock()
@@ -123,9 +126,18 @@ class RoomPolicy:
         )
 
     def initial_view(
-        self, room: str, placement: Placement, visitor_pass: VisitorPass
+        self, room: str, placement: Placement | None, visitor_pass: VisitorPass
     ) -> dict[str, Any]:
-        """The state the splash page shows before its socket connects."""
+        """The state the splash page shows before its socket connects; without a
+        placement (the page's socket will join) nothing is known yet."""
+        if placement is None:
+            return {
+                "status": "queued",
+                "position": None,
+                "queue_length": None,
+                "eta_seconds": None,
+                "requeued": False,
+            }
         return {
             "status": placement.status,
             "position": placement.position,
@@ -160,6 +172,21 @@ class RoomPolicy:
 
     def admission_token(self, room: str, visitor_id: str, until_ms: int) -> str:
         return self.signer.issue_admission(visitor_id, room, until_ms / 1000)
+
+    def tick_failed(self, room: str, exc: BaseException) -> None:
+        """Log a failed tick: in full the first time, briefly while it goes on."""
+        if room in self._failing:
+            logger.debug("room %s: tick failed again: %s", room, exc)
+            return
+        self._failing.add(room)
+        logger.error(
+            "room %s: tick failed; retrying every tick: %s", room, exc, exc_info=exc
+        )
+
+    def tick_succeeded(self, room: str) -> None:
+        if room in self._failing:
+            self._failing.discard(room)
+            logger.info("room %s: ticks work again", room)
 
     @staticmethod
     def log_restore(room: str, placement: Placement) -> None:

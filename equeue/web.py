@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 from .client import socketio_client_source
 from .config import Settings
 from .rules import RoomRules
-from .stores.base import RoomSnapshot
+from .stores.base import Placement, RoomSnapshot
 
 __all__ = [
     "ADMIN_HEADER",
@@ -31,6 +31,12 @@ __all__ = [
 ]
 
 ADMIN_HEADER = "X-Equeue-Admin-Key"
+
+#: The body of a 503 answer to a JSON client while the store is unreachable.
+UNAVAILABLE = {
+    "reason": "store_unavailable",
+    "message": "the waiting room is unavailable, try again soon",
+}
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -88,10 +94,15 @@ def admin_allowed(settings: Settings, header: str | None, query: str | None) -> 
     return hmac.compare_digest(given.encode(), settings.admin_key.encode())
 
 
-def wait_url(settings: Settings, room: str, next_url: str) -> str:
-    return (
+def wait_url(
+    settings: Settings, room: str, next_url: str, cookie_check: bool = False
+) -> str:
+    """The waiting room page; ``cookie_check`` marks the one return trip made to
+    see whether the client kept the pass cookie it was just given."""
+    url = (
         f"{settings.url_prefix}/wait?room={quote(room)}&next={quote(next_url, safe='')}"
     )
+    return url + "&cookie_check=1" if cookie_check else url
 
 
 def admit_url(settings: Settings, room: str, next_url: str | None = None) -> str:
@@ -219,3 +230,33 @@ def heartbeats_payload(
             for ms in beats_ms
         ],
     }
+
+
+def waiting_payload(
+    room: str, placement: Placement | None, eta_s: int | None, target: str
+) -> tuple[dict[str, Any], int]:
+    """The 503 body for a JSON client kept out of a protected view, and the
+    ``Retry-After`` seconds. Without a placement (a client seen for the first
+    time, given its pass cookie) the position is not known yet."""
+    body = {
+        "error": "waiting_room",
+        "room": room,
+        "position": None if placement is None else placement.position,
+        "queue_length": None if placement is None else placement.queue_length,
+        "eta_seconds": eta_s,
+        "waiting_room_url": target,
+    }
+    retry_after = 1 if placement is None else min(60, max(1, eta_s or 5))
+    return body, retry_after
+
+
+def unavailable_html() -> str:
+    """A small page for people while the store cannot be reached."""
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta http-equiv="refresh" content="10">'
+        "<title>Please wait</title><style>body{font-family:system-ui,sans-serif;"
+        "max-width:32rem;margin:4rem auto;padding:0 1rem;text-align:center}</style>"
+        "</head><body><h1>Almost there</h1><p>The waiting room is busy for a "
+        "moment. This page tries again by itself in a few seconds.</p></body></html>"
+    )

@@ -7,6 +7,9 @@ clients and plain HTTP, as a browser would.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -16,14 +19,18 @@ from typing import Any
 import jwt
 import pytest
 import requests
+from fixtures import REPO_ROOT
 from fixtures.examples import (
     ADAPTER_IDS,
+    ADAPTERS,
     ADMIN_KEY,
     SECRET,
     ExampleApp,
     Visitor,
+    example_env,
     start_example,
 )
+from fixtures.servers import free_port
 
 from equeue import TokenSigner
 
@@ -334,10 +341,16 @@ def test_an_oversized_message_is_dropped_without_changing_the_queue(app, visitor
     ],
     ids=["empty", "garbage", "expired", "wrong-room", "wrong-secret", "hs512"],
 )
-def test_a_protected_page_refuses_bad_admission_cookies(app, visitors, token, accept):
+def test_a_protected_page_refuses_bad_admission_cookies(
+    app, visitors, token, accept, request
+):
     queue_of(app, 1, visitors)
+    (holder,) = queue_of(app, 1, visitors)
+    session = requests.Session()
+    request.addfinalizer(session.close)
+    session.cookies.set("equeue_pass", holder.visitor_pass)
 
-    response = requests.get(
+    response = session.get(
         f"{app.url}/shop?x=1",
         cookies={"equeue_admission_default": token},
         headers={"Accept": accept},
@@ -510,3 +523,89 @@ def test_reconnecting_in_time_is_not_reported_as_a_lost_place(app, visitors):
     update = visitors(app, second.visitor_pass).register()
 
     assert "requeued" not in update and update["position"] == 1
+
+
+def test_clients_that_drop_cookies_take_no_place_and_no_slot(app, request):
+    for _ in range(5):
+        page = requests.get(f"{app.url}/shop", allow_redirects=False, timeout=5)
+        api = requests.get(
+            f"{app.url}/shop",
+            headers={"Accept": "application/json"},
+            allow_redirects=False,
+            timeout=5,
+        )
+        wait = requests.get(
+            f"{app.url}{page.headers['Location']}", allow_redirects=False, timeout=5
+        )
+        checked = requests.get(
+            f"{app.url}{wait.headers['Location']}", allow_redirects=False, timeout=5
+        )
+        assert page.status_code == 303 and "equeue_pass" in page.cookies
+        assert api.status_code == 503 and api.json()["position"] is None
+        assert wait.status_code == 303 and "cookie_check=1" in wait.headers["Location"]
+        assert checked.status_code == 200 and 'id="equeue-config"' in checked.text
+    status = app.status()
+    assert (status["active"], status["queue_length"], status["tickets_issued"]) == (
+        0,
+        0,
+        0,
+    )
+
+    browser_like = requests.Session()
+    request.addfinalizer(browser_like.close)
+    shop = browser_like.get(f"{app.url}/shop/tickets/2", timeout=10)
+
+    assert shop.status_code == 200 and "You are in" in shop.text
+    assert shop.url.endswith("/shop/tickets/2")
+    assert app.status()["active"] == 1
+
+
+def test_an_unreachable_redis_gives_clear_answers_and_one_log_line(
+    server_factory, adapter
+):
+    app = start_example(
+        server_factory, adapter, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    key = {"X-Equeue-Admin-Key": ADMIN_KEY}
+    session = requests.Session()
+    session.cookies.set("equeue_pass", TokenSigner(SECRET).issue_pass("visitor-z"))
+
+    health = requests.get(f"{app.url}/equeue/health", timeout=5)
+    status = requests.get(f"{app.url}/queue_status?format=json", headers=key, timeout=5)
+    metrics = requests.get(f"{app.url}/metrics", headers=key, timeout=5)
+    page = session.get(f"{app.url}/shop", allow_redirects=False, timeout=5)
+    api = session.get(
+        f"{app.url}/shop", headers={"Accept": "application/json"}, timeout=5
+    )
+    time.sleep(2)
+    session.close()
+
+    assert health.status_code == 503 and health.json()["ok"] is False
+    assert status.status_code == 503 and status.json()["reason"] == "store_unavailable"
+    assert metrics.status_code == 503
+    assert page.status_code == 503 and "text/html" in page.headers["Content-Type"]
+    assert api.status_code == 503 and api.json()["reason"] == "store_unavailable"
+    log = app.server.output_tail(lines=2000)
+    assert log.count("tick failed; retrying") == 1, log[-3000:]
+    assert "Traceback" in log  # the first failure is logged in full, once
+
+
+def test_a_missing_socketio_client_file_stops_the_start_with_a_clear_error(adapter):
+    _, script, mode = next(a for a in ADAPTERS if a[0] == adapter)
+    env = {
+        **os.environ,
+        **example_env(free_port(), EQUEUE_ASYNC_MODE=mode),
+        "EQUEUE_SOCKETIO_CLIENT_FILE": "/nonexistent/socket.io.min.js",
+    }
+
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert "socketio_client_file" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout

@@ -196,7 +196,9 @@ def test_visitor_waits_at_the_edge_and_reaches_the_shop_through_the_worker(
     assert shopper.get_by_text("You are in").first.is_visible()
     assert _gate_chain(arrival) == [
         ("/shop", "redirected"),
+        # A first visit gets its pass cookie and one return trip to find it.
         ("/equeue/wait?room=default&next=%2Fshop", "bypass"),
+        ("/equeue/wait?room=default&next=%2Fshop&cookie_check=1", "bypass"),
         ("/equeue/admit?room=default&next=%2Fshop", "bypass"),
         ("/shop", "admitted"),
     ]
@@ -210,11 +212,15 @@ def test_visitor_waits_at_the_edge_and_reaches_the_shop_through_the_worker(
     _watch_sockets(waiting, frames)
     sent_away = waiting.goto(f"{edge.url}/shop/tickets/4")
     assert waiting.url == (
-        f"{edge.url}/equeue/wait?room=default&next=%2Fshop%2Ftickets%2F4"
+        f"{edge.url}/equeue/wait?room=default&next=%2Fshop%2Ftickets%2F4&cookie_check=1"
     )
     assert _gate_chain(sent_away) == [
         ("/shop/tickets/4", "redirected"),
         ("/equeue/wait?room=default&next=%2Fshop%2Ftickets%2F4", "bypass"),
+        (
+            "/equeue/wait?room=default&next=%2Fshop%2Ftickets%2F4&cookie_check=1",
+            "bypass",
+        ),
     ]
     _wait_for_place(waiting, 1)
     assert edge.queue_length() == 1
@@ -260,8 +266,9 @@ def test_worker_refuses_forged_cookies_and_answers_api_clients(
     assert arrival.headers["X-Equeue-Gate"] == "admitted"
     assert [step.headers["X-Equeue-Gate"] for step in arrival.history] == [
         "redirected",
-        "bypass",
-        "bypass",
+        "bypass",  # the wait page hands out the pass cookie
+        "bypass",  # and finds it on the return trip: admitted at once
+        "bypass",  # the admission cookie is picked up
     ]
     real_token = session.cookies.get(COOKIE_NAME)
     assert isinstance(real_token, str)

@@ -60,6 +60,9 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: The pass cookie lives as long as the pass's identity (TokenSigner's pass_ttl_s).
+PASS_COOKIE_MAX_AGE = 7 * 24 * 3600
+
 #: eventlet's WSGI server accepts 1024 connections unless told otherwise.
 EVENTLET_MAX_CONNECTIONS = 20_000
 
@@ -171,10 +174,12 @@ class Equeue:
             for room in self.settings.rooms:
                 try:
                     self.tick_once(room)
-                    self.metrics.ticks.labels("ok").inc()
-                except Exception:
+                except Exception as exc:
                     self.metrics.ticks.labels("failed").inc()
-                    logger.exception("room %s: tick failed", room)
+                    self.room.tick_failed(room, exc)
+                else:
+                    self.metrics.ticks.labels("ok").inc()
+                    self.room.tick_succeeded(room)
             self.socketio.sleep(self.settings.tick_interval_s)
         logger.info("ticker stopped")
 
@@ -305,7 +310,12 @@ class Equeue:
     def _room_arg(self) -> str:
         room = request.args.get("room", self.settings.default_room)
         if room not in self.settings.rooms:
-            abort(404, description=f"there is no room named {room!r}")
+            abort(
+                make_response(
+                    jsonify(error_payload("unknown_room", "there is no such room")),
+                    404,
+                )
+            )
         return room
 
     def _next_arg(self) -> str:
@@ -325,7 +335,7 @@ class Equeue:
 
     def _set_pass(self, response: BaseResponse, room: str, placement: Placement) -> str:
         visitor_pass = self.room.pass_for(room, placement)
-        self._set_cookie(response, PASS_COOKIE, visitor_pass, 7 * 24 * 3600)
+        self._set_cookie(response, PASS_COOKIE, visitor_pass, PASS_COOKIE_MAX_AGE)
         return visitor_pass
 
     def _admit_response(
@@ -341,7 +351,17 @@ class Equeue:
 
     def _wait(self) -> BaseResponse:
         room, next_url = self._room_arg(), self._next_arg()
-        visitor_pass, _ = self.room.pass_or_new(request.cookies.get(PASS_COOKIE))
+        visitor_pass, new = self.room.pass_or_new(request.cookies.get(PASS_COOKIE))
+        if new:
+            # No pass cookie yet: hand one out without taking a place, and come
+            # back once to find it. A client that drops cookies never holds a
+            # place or a slot; if it still has none, the page's socket joins.
+            if request.args.get("cookie_check"):
+                return self._splash(room, next_url, visitor_pass, None)
+            response = redirect(web.wait_url(self.settings, room, next_url, True), 303)
+            page_pass = self.room.signer.issue_pass(visitor_pass.visitor_id)
+            self._set_cookie(response, PASS_COOKIE, page_pass, PASS_COOKIE_MAX_AGE)
+            return response
         try:
             placement = self.room.join(room, visitor_pass)
         except StoreError as exc:
@@ -352,12 +372,24 @@ class Equeue:
             self._set_pass(response, room, placement)
             return response
 
+        return self._splash(room, next_url, visitor_pass, placement)
+
+    def _splash(
+        self,
+        room: str,
+        next_url: str,
+        visitor_pass: VisitorPass,
+        placement: Placement | None,
+    ) -> BaseResponse:
         response = make_response()
-        page_pass = self._set_pass(response, room, placement)
-        rules = self.room.rules(room)
+        if placement is None:
+            page_pass = self.room.signer.issue_pass(visitor_pass.visitor_id)
+            self._set_cookie(response, PASS_COOKIE, page_pass, PASS_COOKIE_MAX_AGE)
+        else:
+            page_pass = self._set_pass(response, room, placement)
         config = web.splash_config(
             self.settings,
-            rules,
+            self.room.rules(room),
             room,
             page_pass,
             next_url,
@@ -433,12 +465,12 @@ class Equeue:
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
 
-    def _unavailable(self) -> BaseResponse:
-        response = jsonify(
-            error_payload(
-                "store_unavailable", "the waiting room is unavailable, try again soon"
-            )
-        )
+    def _unavailable(self, as_json: bool = False) -> BaseResponse:
+        if as_json or web.wants_json(request.headers.get("Accept")):
+            response = jsonify(web.UNAVAILABLE)
+        else:
+            response = make_response(web.unavailable_html())
+            response.content_type = "text/html; charset=utf-8"
         response.status_code = 503
         response.headers["Retry-After"] = "5"
         return response
@@ -497,37 +529,43 @@ class Equeue:
     def _queue_or_admit(
         self, room: str, view: Callable[..., Any], args: Any, kwargs: Any
     ) -> BaseResponse:
-        visitor_pass, _ = self.room.pass_or_new(request.cookies.get(PASS_COOKIE))
+        visitor_pass, new = self.room.pass_or_new(request.cookies.get(PASS_COOKIE))
+        next_url = request.full_path if request.query_string else request.path
+        target = web.wait_url(self.settings, room, next_url)
+        response: BaseResponse
+        if new:
+            # First sight of this client: hand out a pass cookie and send it on
+            # without taking a place or a slot, so scripts and crawlers that drop
+            # cookies cannot fill the room. Browsers come back with the cookie.
+            response = self._waiting_answer(room, None, target)
+            page_pass = self.room.signer.issue_pass(visitor_pass.visitor_id)
+            self._set_cookie(response, PASS_COOKIE, page_pass, PASS_COOKIE_MAX_AGE)
+            return response
         try:
             placement = self.room.join(room, visitor_pass)
         except StoreError as exc:
             logger.warning("room %s: %s", room, exc)
             return self._unavailable()
-        response: BaseResponse
         if placement.status == "admitted":
             response = make_response(view(*args, **kwargs))
             self._set_pass(response, room, placement)
             return self._admit_response(room, placement, response)
 
-        next_url = request.full_path if request.query_string else request.path
-        target = web.wait_url(self.settings, room, next_url)
-        if web.wants_json(request.headers.get("Accept")):
-            eta = self.room.eta_s(room, placement)
-            response = jsonify(
-                {
-                    "error": "waiting_room",
-                    "room": room,
-                    "position": placement.position,
-                    "queue_length": placement.queue_length,
-                    "eta_seconds": eta,
-                    "waiting_room_url": target,
-                }
-            )
-            response.status_code = 503
-            response.headers["Retry-After"] = str(min(60, max(1, eta or 5)))
-        else:
-            response = redirect(target, 303)
+        response = self._waiting_answer(room, placement, target)
         self._set_pass(response, room, placement)
+        return response
+
+    def _waiting_answer(
+        self, room: str, placement: Placement | None, target: str
+    ) -> BaseResponse:
+        """A page gets a redirect to the waiting room; a JSON client gets 503."""
+        if not web.wants_json(request.headers.get("Accept")):
+            return redirect(target, 303)
+        eta = None if placement is None else self.room.eta_s(room, placement)
+        body, retry_after = web.waiting_payload(room, placement, eta, target)
+        response = jsonify(body)
+        response.status_code = 503
+        response.headers["Retry-After"] = str(retry_after)
         return response
 
     # Debug and operations routes ---------------------------------------------
@@ -548,7 +586,12 @@ class Equeue:
         connected = {
             room: len(self.notifier.visitors(room)) for room in self.settings.rooms
         }
-        payload = web.status_payload(self.settings, self._all_snapshots(), connected)
+        try:
+            snapshots = self._all_snapshots()
+        except StoreError as exc:
+            logger.warning("queue status: %s", exc)
+            return self._unavailable(request.args.get("format") == "json")
+        payload = web.status_payload(self.settings, snapshots, connected)
         if request.args.get("format") == "json" or web.wants_json(
             request.headers.get("Accept")
         ):
@@ -570,11 +613,20 @@ class Equeue:
             response.status_code = 400
             return response
         assert visitor_id is not None
-        beats = self.room.heartbeats(room, visitor_id)
+        try:
+            beats = self.room.heartbeats(room, visitor_id)
+        except StoreError as exc:
+            logger.warning("debug heartbeats: %s", exc)
+            return self._unavailable(as_json=True)
         return jsonify(web.heartbeats_payload(room, visitor_id, beats))
 
     def _metrics(self) -> BaseResponse:
         self._require_admin()
-        response = make_response(self.metrics.render())
+        try:
+            body = self.metrics.render()
+        except StoreError as exc:
+            logger.warning("metrics: %s", exc)
+            return self._unavailable(as_json=True)
+        response = make_response(body)
         response.content_type = METRICS_CONTENT_TYPE
         return response

@@ -322,10 +322,12 @@ class Equeue:
             for room in self.settings.rooms:
                 try:
                     await self.tick_once(room)
-                    self.metrics.ticks.labels("ok").inc()
-                except Exception:
+                except Exception as exc:
                     self.metrics.ticks.labels("failed").inc()
-                    logger.exception("room %s: tick failed", room)
+                    self.room.tick_failed(room, exc)
+                else:
+                    self.metrics.ticks.labels("ok").inc()
+                    self.room.tick_succeeded(room)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.tick_interval_s)
         logger.info("ticker stopped")
@@ -466,6 +468,10 @@ class Equeue:
     def _pass_cookie(self, room: str, placement: Placement) -> tuple[str, str, int]:
         return PASS_COOKIE, self.room.pass_for(room, placement), PASS_MAX_AGE_S
 
+    def _fresh_pass_cookie(self, visitor_pass: VisitorPass) -> tuple[str, str, int]:
+        issued = self.room.signer.issue_pass(visitor_pass.visitor_id)
+        return PASS_COOKIE, issued, PASS_MAX_AGE_S
+
     def _admission_cookie(
         self, room: str, placement: Placement
     ) -> tuple[str, str, int]:
@@ -492,18 +498,29 @@ class Equeue:
         if isinstance(room, Response):
             return room
         next_url = self._next_arg(request)
-        visitor_pass, _ = self.room.pass_or_new(request.cookies.get(PASS_COOKIE))
-        try:
-            placement = await self.room.join(room, visitor_pass)
-        except StoreError as exc:
-            logger.warning("wait page: %s", exc)
-            return self._unavailable()
-        pass_cookie = self._pass_cookie(room, placement)
-        if placement.status == "admitted":
-            response: Response = RedirectResponse(
-                web.admit_url(self.settings, room, next_url), 303
-            )
-            return self._set_cookies(request, response, [pass_cookie])
+        visitor_pass, new = self.room.pass_or_new(request.cookies.get(PASS_COOKIE))
+        placement: Placement | None = None
+        if new:
+            # No pass cookie yet: hand one out without taking a place, and come
+            # back once to find it. A client that drops cookies never holds a
+            # place or a slot; if it still has none, the page's socket joins.
+            pass_cookie = self._fresh_pass_cookie(visitor_pass)
+            if not request.query_params.get("cookie_check"):
+                target = web.wait_url(self.settings, room, next_url, True)
+                redirect = RedirectResponse(target, 303)
+                return self._set_cookies(request, redirect, [pass_cookie])
+        else:
+            try:
+                placement = await self.room.join(room, visitor_pass)
+            except StoreError as exc:
+                logger.warning("wait page: %s", exc)
+                return self._unavailable(request)
+            pass_cookie = self._pass_cookie(room, placement)
+            if placement.status == "admitted":
+                response: Response = RedirectResponse(
+                    web.admit_url(self.settings, room, next_url), 303
+                )
+                return self._set_cookies(request, response, [pass_cookie])
 
         config = web.splash_config(
             self.settings,
@@ -542,7 +559,7 @@ class Equeue:
             return back
         except StoreError as exc:
             logger.warning("admit: %s", exc)
-            return self._unavailable()
+            return self._unavailable(request)
         placement = snapshot.placements[0]
         if placement.status != "admitted":
             return back
@@ -566,7 +583,7 @@ class Equeue:
             pass
         except StoreError as exc:
             logger.warning("leave: %s", exc)
-            return self._unavailable()
+            return self._unavailable(request)
         response: Response = (
             JSONResponse({"left": left})
             if web.wants_json(request.headers.get("accept"))
@@ -594,14 +611,11 @@ class Equeue:
         )
 
     @staticmethod
-    def _unavailable() -> Response:
-        return JSONResponse(
-            error_payload(
-                "store_unavailable", "the waiting room is unavailable, try again soon"
-            ),
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+    def _unavailable(request: Request, as_json: bool = False) -> Response:
+        headers = {"Retry-After": "5"}
+        if as_json or web.wants_json(request.headers.get("accept")):
+            return JSONResponse(web.UNAVAILABLE, status_code=503, headers=headers)
+        return HTMLResponse(web.unavailable_html(), status_code=503, headers=headers)
 
     # Protecting pages ----------------------------------------------------------
 
@@ -674,40 +688,42 @@ class Equeue:
         )
 
     async def _queue_or_admit(self, request: Request, room: str) -> _Verdict:
-        visitor_pass, _ = self.room.pass_or_new(request.cookies.get(PASS_COOKIE))
+        visitor_pass, new = self.room.pass_or_new(request.cookies.get(PASS_COOKIE))
+        next_url = request.url.path
+        if request.url.query:
+            next_url += f"?{request.url.query}"
+        target = web.wait_url(self.settings, room, next_url)
+        if new:
+            # First sight of this client: hand out a pass cookie and send it on
+            # without taking a place or a slot, so scripts and crawlers that drop
+            # cookies cannot fill the room. Browsers come back with the cookie.
+            response = self._waiting_answer(request, room, None, target)
+            cookies = [self._fresh_pass_cookie(visitor_pass)]
+            return _Verdict(response=self._set_cookies(request, response, cookies))
         try:
             placement = await self.room.join(room, visitor_pass)
         except StoreError as exc:
             logger.warning("room %s: %s", room, exc)
-            return _Verdict(response=self._unavailable())
+            return _Verdict(response=self._unavailable(request))
         pass_cookie = self._pass_cookie(room, placement)
         if placement.status == "admitted":
             return _Verdict(
                 cookies=[pass_cookie, self._admission_cookie(room, placement)]
             )
-
-        next_url = request.url.path
-        if request.url.query:
-            next_url += f"?{request.url.query}"
-        target = web.wait_url(self.settings, room, next_url)
-        response: Response
-        if web.wants_json(request.headers.get("accept")):
-            eta = self.room.eta_s(room, placement)
-            response = JSONResponse(
-                {
-                    "error": "waiting_room",
-                    "room": room,
-                    "position": placement.position,
-                    "queue_length": placement.queue_length,
-                    "eta_seconds": eta,
-                    "waiting_room_url": target,
-                },
-                status_code=503,
-                headers={"Retry-After": str(min(60, max(1, eta or 5)))},
-            )
-        else:
-            response = RedirectResponse(target, 303)
+        response = self._waiting_answer(request, room, placement, target)
         return _Verdict(response=self._set_cookies(request, response, [pass_cookie]))
+
+    def _waiting_answer(
+        self, request: Request, room: str, placement: Placement | None, target: str
+    ) -> Response:
+        """A page gets a redirect to the waiting room; a JSON client gets 503."""
+        if not web.wants_json(request.headers.get("accept")):
+            return RedirectResponse(target, 303)
+        eta = None if placement is None else self.room.eta_s(room, placement)
+        body, retry_after = web.waiting_payload(room, placement, eta, target)
+        return JSONResponse(
+            body, status_code=503, headers={"Retry-After": str(retry_after)}
+        )
 
     def cookie_headers(
         self, request: Request, cookies: Sequence[tuple[str, str, int]]
@@ -741,7 +757,8 @@ class Equeue:
             snapshots = await self._all_snapshots()
         except StoreError as exc:
             logger.warning("queue status: %s", exc)
-            return self._unavailable()
+            as_json = request.query_params.get("format") == "json"
+            return self._unavailable(request, as_json)
         payload = web.status_payload(self.settings, snapshots, connected)
         if request.query_params.get("format") == "json" or web.wants_json(
             request.headers.get("accept")
@@ -768,7 +785,7 @@ class Equeue:
             beats = await self.room.heartbeats(room, visitor_id)
         except StoreError as exc:
             logger.warning("debug heartbeats: %s", exc)
-            return self._unavailable()
+            return self._unavailable(request, as_json=True)
         return JSONResponse(web.heartbeats_payload(room, visitor_id, beats))
 
     async def _metrics(self, request: Request) -> Response:
@@ -780,7 +797,7 @@ class Equeue:
             body = self.metrics.render()
         except StoreError as exc:
             logger.warning("metrics: %s", exc)
-            return self._unavailable()
+            return self._unavailable(request, as_json=True)
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
 
