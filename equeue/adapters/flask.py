@@ -36,7 +36,7 @@ try:
     )
     from flask_socketio import SocketIO, join_room, leave_room
     from werkzeug.wrappers import Response as BaseResponse
-except ImportError as exc:  # pragma: no cover - depends on the install
+except ImportError as exc:
     raise ImportError(
         "the Flask adapter needs its extra: pip install 'equeue[flask]'"
     ) from exc

@@ -43,7 +43,7 @@ try:
     )
     from starlette.routing import BaseRoute, Route
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
-except ImportError as exc:  # pragma: no cover - depends on the install
+except ImportError as exc:
     raise ImportError(
         "the Starlette adapter needs its extra: pip install 'equeue[starlette]'"
     ) from exc
