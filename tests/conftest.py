@@ -19,6 +19,8 @@ Fixtures:
     server_factory: ``start(argv, ready_url=..., env=..., ...)`` returning a started
         ``ServerProcess``, stopped after the test.
     socketio_client_file (session): path of socket.io-client's ``socket.io.min.js``.
+    visitors: ``make(app, visitor_pass=None)``, connected Socket.IO visitors of an
+        example app, closed after the test.
 
 Tests that use the Redis or browser fixtures get the ``redis`` or ``browser`` marker
 automatically, so ``-m "not browser"`` works without decorating each test.
@@ -27,6 +29,7 @@ automatically, so ``-m "not browser"`` works without decorating each test.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +49,7 @@ from fixtures.browser import (  # noqa: E402
     in_ci,
     launch_chromium,
 )
+from fixtures.examples import ExampleApp, Visitor  # noqa: E402
 from fixtures.redis_cluster import RedisCluster  # noqa: E402
 from fixtures.redis_server import RedisNotInstalled, RedisServer  # noqa: E402
 from fixtures.servers import ServerProcess  # noqa: E402
@@ -205,6 +209,26 @@ def server_factory() -> Iterator[Callable[..., ServerProcess]]:
             # where the servers' last words usually explain the failure.
             print(f"--- {server!r} output (tail) ---\n{server.output_tail()}")
             server.cleanup()
+
+
+@pytest.fixture
+def visitors() -> Iterator[Callable[..., Visitor]]:
+    """``make(app, visitor_pass=None)``: a connected Socket.IO visitor of an example
+    app; every one is closed after the test."""
+    opened: list[Visitor] = []
+
+    def make(app: ExampleApp, visitor_pass: str | None = None) -> Visitor:
+        visitor = Visitor(app.url, visitor_pass).connect()
+        opened.append(visitor)
+        return visitor
+
+    yield make
+    # A client's close waits up to 3 s for the server's close frame; close all at once.
+    closers = [threading.Thread(target=v.close) for v in opened]
+    for closer in closers:
+        closer.start()
+    for closer in closers:
+        closer.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

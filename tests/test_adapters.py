@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -40,24 +40,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(params=ADAPTER_IDS)
 def adapter(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def visitors() -> Iterator[Callable[..., Visitor]]:
-    opened: list[Visitor] = []
-
-    def make(app: ExampleApp, visitor_pass: str | None = None) -> Visitor:
-        visitor = Visitor(app.url, visitor_pass).connect()
-        opened.append(visitor)
-        return visitor
-
-    yield make
-    # A client's close waits up to 3 s for the server's close frame; close all at once.
-    closers = [threading.Thread(target=v.close) for v in opened]
-    for closer in closers:
-        closer.start()
-    for closer in closers:
-        closer.join(timeout=10)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -74,24 +74,6 @@ def leave(app: ExampleApp, visitor: Visitor, room: str = "default") -> None:
         timeout=5,
     )
     assert response.status_code == 200 and response.json()["left"] is True
-
-
-@pytest.fixture
-def visitors() -> Iterator[Callable[..., Visitor]]:
-    opened: list[Visitor] = []
-
-    def make(app: ExampleApp, visitor_pass: str | None = None) -> Visitor:
-        visitor = Visitor(app.url, visitor_pass).connect()
-        opened.append(visitor)
-        return visitor
-
-    yield make
-    # A client's close waits up to 3 s for the server's close frame; close all at once.
-    closers = [threading.Thread(target=v.close) for v in opened]
-    for closer in closers:
-        closer.start()
-    for closer in closers:
-        closer.join(timeout=10)
 
 
 class Sampler:

@@ -48,6 +48,23 @@ class _Room:
     gone: OrderedDict[str, int] = field(default_factory=OrderedDict)
     history: OrderedDict[str, deque[int]] = field(default_factory=OrderedDict)
 
+    def placement(self, visitor_id: str, now: int) -> Placement:
+        """Where ``visitor_id`` stands, as the Lua scripts report it: a place in
+        the queue first, then an active admission, else unknown."""
+        length = len(self.queue)
+        ticket = self.tickets.get(visitor_id)
+        if ticket is not None:
+            position = self.position(visitor_id)
+            return Placement(
+                visitor_id, "queued", position, ticket, length, self.epoch, now
+            )
+        until = self.until.get(visitor_id)
+        if until is not None and until > now:
+            return Placement(
+                visitor_id, "admitted", 0, None, length, self.epoch, now, until
+            )
+        return Placement(visitor_id, "unknown", None, None, length, self.epoch, now)
+
     def position(self, visitor_id: str) -> int:
         return int(self.queue.index((self.tickets[visitor_id], visitor_id))) + 1
 
@@ -141,31 +158,13 @@ class MemoryStore(QueueStore):
         with self._lock:
             now = self._now_ms()
             state = self._room(room, now)
-            until = state.until.get(visitor_id)
-            if until is not None and until > now:
-                return Placement(
-                    visitor_id,
-                    "admitted",
-                    0,
-                    None,
-                    len(state.queue),
-                    state.epoch,
-                    now,
-                    until,
-                )
-
-            if visitor_id in state.tickets:
+            known = state.placement(visitor_id, now)
+            if known.status == "queued":
                 state.touch(visitor_id, now)
-                return Placement(
-                    visitor_id,
-                    "queued",
-                    state.position(visitor_id),
-                    state.tickets[visitor_id],
-                    len(state.queue),
-                    state.epoch,
-                    now,
-                )
+            if known.status != "unknown":
+                return known
 
+            until = state.until.get(visitor_id)
             if until is not None:
                 state.drop_admitted(visitor_id)
             if claim is not None and visitor_id not in state.gone:
@@ -238,30 +237,7 @@ class MemoryStore(QueueStore):
 
             if visitor_id in state.tickets:
                 state.touch(visitor_id, now)
-                return Placement(
-                    visitor_id,
-                    "queued",
-                    state.position(visitor_id),
-                    state.tickets[visitor_id],
-                    len(state.queue),
-                    state.epoch,
-                    now,
-                )
-            until = state.until.get(visitor_id)
-            if until is not None and until > now:
-                return Placement(
-                    visitor_id,
-                    "admitted",
-                    0,
-                    None,
-                    len(state.queue),
-                    state.epoch,
-                    now,
-                    until,
-                )
-            return Placement(
-                visitor_id, "unknown", None, None, len(state.queue), state.epoch, now
-            )
+            return state.placement(visitor_id, now)
 
     @staticmethod
     def _prune_history(state: _Room, now: int, keep_ms: int) -> None:
@@ -277,40 +253,7 @@ class MemoryStore(QueueStore):
             now = self._now_ms()
             state = self._room(room, now)
             length = len(state.queue)
-            placements = []
-            for visitor_id in visitor_ids:
-                until = state.until.get(visitor_id)
-                if visitor_id in state.tickets:
-                    placements.append(
-                        Placement(
-                            visitor_id,
-                            "queued",
-                            state.position(visitor_id),
-                            state.tickets[visitor_id],
-                            length,
-                            state.epoch,
-                            now,
-                        )
-                    )
-                elif until is not None and until > now:
-                    placements.append(
-                        Placement(
-                            visitor_id,
-                            "admitted",
-                            0,
-                            None,
-                            length,
-                            state.epoch,
-                            now,
-                            until,
-                        )
-                    )
-                else:
-                    placements.append(
-                        Placement(
-                            visitor_id, "unknown", None, None, length, state.epoch, now
-                        )
-                    )
+            placements = tuple(state.placement(v, now) for v in visitor_ids)
             return RoomSnapshot(
                 room=room,
                 now_ms=now,
@@ -321,7 +264,7 @@ class MemoryStore(QueueStore):
                 tickets_issued=state.issued_total,
                 admitted_total=state.admitted_total,
                 evicted_total=state.evicted_total,
-                placements=tuple(placements),
+                placements=placements,
             )
 
     def tick(self, room: str, rules: RoomRules) -> TickResult:
