@@ -21,7 +21,7 @@ else
 fi
 
 client_file="$EQUEUE_ROOT/node_modules/socket.io-client/dist/socket.io.min.js"
-if [ -f "$client_file" ]; then
+if [ -z "${EQUEUE_SOCKETIO_CLIENT_FILE:-}" ] && [ -f "$client_file" ]; then
     export EQUEUE_SOCKETIO_CLIENT_FILE="$client_file"
 fi
 

@@ -7,7 +7,9 @@ clients and plain HTTP, as a browser would.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -591,3 +593,33 @@ def test_a_missing_socketio_client_file_stops_the_start_with_a_clear_error(adapt
     assert result.returncode == 2
     assert "socketio_client_file" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_coming_back_through_a_protected_page_after_losing_the_place_says_so(
+    server_factory, adapter, visitors, request
+):
+    app = start_example(server_factory, adapter, EQUEUE_HEARTBEAT_TIMEOUT="2")
+    _, away, staying = queue_of(app, 3, visitors)
+    session = requests.Session()
+    request.addfinalizer(session.close)
+    session.cookies.set("equeue_pass", away.visitor_pass)
+    threading.Thread(target=away.close).start()
+
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline and app.status()["queue_length"] > 1:
+        staying.heartbeat()
+        time.sleep(0.3)
+    shop = session.get(f"{app.url}/shop", allow_redirects=False, timeout=5)
+    page = session.get(f"{app.url}{shop.headers['Location']}", timeout=5)
+
+    config = json.loads(
+        re.search(
+            r'<script id="equeue-config" type="application/json">(.*?)</script>',
+            page.text,
+            re.S,
+        ).group(1)
+    )
+
+    assert shop.status_code == 303
+    assert config["initial"]["requeued"] is True
+    assert config["initial"]["position"] == 2

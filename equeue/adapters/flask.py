@@ -281,7 +281,8 @@ class Equeue:
         try:
             placement = self.room.heartbeat(room, visitor_id)
         except StoreError as exc:
-            logger.warning("heartbeat failed: %s", exc)
+            # Per-event traffic: an outage is logged by the ticker, once.
+            logger.debug("heartbeat failed: %s", exc)
             return self._refuse(
                 "heartbeat",
                 "store_unavailable",
@@ -551,9 +552,9 @@ class Equeue:
             self._set_pass(response, room, placement)
             return self._admit_response(room, placement, response)
 
-        response = self._waiting_answer(room, placement, target)
-        self._set_pass(response, room, placement)
-        return response
+        # The pass cookie is left as it is: the wait page compares its ticket with
+        # the place it finds, to tell a visitor who lost their place so.
+        return self._waiting_answer(room, placement, target)
 
     def _waiting_answer(
         self, room: str, placement: Placement | None, target: str

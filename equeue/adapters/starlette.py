@@ -433,7 +433,8 @@ class Equeue:
         try:
             placement = await self.room.heartbeat(room, visitor_id)
         except StoreError as exc:
-            logger.warning("heartbeat failed: %s", exc)
+            # Per-event traffic: an outage is logged by the ticker, once.
+            logger.debug("heartbeat failed: %s", exc)
             return await self._refuse(
                 sid,
                 "heartbeat",
@@ -705,13 +706,16 @@ class Equeue:
         except StoreError as exc:
             logger.warning("room %s: %s", room, exc)
             return _Verdict(response=self._unavailable(request))
-        pass_cookie = self._pass_cookie(room, placement)
         if placement.status == "admitted":
             return _Verdict(
-                cookies=[pass_cookie, self._admission_cookie(room, placement)]
+                cookies=[
+                    self._pass_cookie(room, placement),
+                    self._admission_cookie(room, placement),
+                ]
             )
-        response = self._waiting_answer(request, room, placement, target)
-        return _Verdict(response=self._set_cookies(request, response, [pass_cookie]))
+        # The pass cookie is left as it is: the wait page compares its ticket with
+        # the place it finds, to tell a visitor who lost their place so.
+        return _Verdict(response=self._waiting_answer(request, room, placement, target))
 
     def _waiting_answer(
         self, request: Request, room: str, placement: Placement | None, target: str
