@@ -100,7 +100,7 @@ def measure_room(client: redis.Redis, ids: list[str]) -> tuple[int, int, float, 
     join = client.register_script(load_script("join"))
     # The first visitor is let in at once (an empty queue and a free slot); the
     # rest wait, which is what is measured.
-    keys, args = calls.join_args(ROOM, "first-visitor", RULES, None, False)
+    keys, args = calls.join_args(ROOM, "first-visitor", RULES, None, False, None)
     join(keys=keys, args=args)
     before = used_memory(client)
     started = time.monotonic()
@@ -110,7 +110,7 @@ def measure_room(client: redis.Redis, ids: list[str]) -> tuple[int, int, float, 
             break
         pipe = client.pipeline(transaction=False)
         for visitor_id in ids[start : start + BATCH]:
-            keys, args = calls.join_args(ROOM, visitor_id, RULES, None, False)
+            keys, args = calls.join_args(ROOM, visitor_id, RULES, None, False, None)
             join(keys=keys, args=args, client=pipe)
         pipe.execute()
         joined += len(ids[start : start + BATCH])

@@ -38,6 +38,9 @@ class RoomPolicy:
         # Rooms whose ticks are failing, so that a long outage logs its start and
         # its end rather than a traceback every tick.
         self._failing: set[str] = set()
+        # The epoch of each room as this process last saw it through a join or a
+        # tick; the store compares it with its own to notice lost data.
+        self._epochs: dict[str, int] = {}
         # The last measured admission rate of each room: (recent, epoch, now_ms).
         self._rates: dict[str, tuple[int, int, int]] = {}
         self._rates_lock = threading.Lock()
@@ -188,8 +191,22 @@ class RoomPolicy:
             self._failing.discard(room)
             logger.info("room %s: ticks work again", room)
 
-    @staticmethod
-    def log_restore(room: str, placement: Placement) -> None:
+    def known_epoch(self, room: str) -> int | None:
+        return self._epochs.get(room)
+
+    def saw_epoch(self, room: str, epoch: int) -> None:
+        previous = self._epochs.get(room)
+        if previous is not None and previous != epoch:
+            logger.warning(
+                "room %s: the store lost this room's data; admissions pause for "
+                "%.1f s while waiters get their tickets back",
+                room,
+                self.rules(room).restore_grace_s,
+            )
+        self._epochs[room] = epoch
+
+    def log_restore(self, room: str, placement: Placement) -> None:
+        self.saw_epoch(room, placement.epoch)
         if placement.restored:
             logger.info("room %s: gave back a ticket the store had lost", room)
         logger.debug(
@@ -197,6 +214,7 @@ class RoomPolicy:
         )
 
     def log_tick(self, result: TickResult) -> None:
+        self.saw_epoch(result.room, result.epoch)
         self.remember_rate(
             result.room, result.recent_admissions, result.epoch, result.now_ms
         )
@@ -231,6 +249,7 @@ class WaitingRoom(RoomPolicy):
             visitor_pass.visitor_id,
             self.rules(room),
             self.claim(visitor_pass, room),
+            known_epoch=self.known_epoch(room),
         )
         self.log_restore(room, placement)
         return placement
@@ -239,7 +258,12 @@ class WaitingRoom(RoomPolicy):
         """Give a connected visitor the store no longer knows their ``ticket`` back,
         if the store lost it (status ``unknown`` if they had left)."""
         placement = self.store.join(
-            room, visitor_id, self.rules(room), ticket, restore_only=True
+            room,
+            visitor_id,
+            self.rules(room),
+            ticket,
+            restore_only=True,
+            known_epoch=self.known_epoch(room),
         )
         self.log_restore(room, placement)
         return placement
@@ -248,7 +272,7 @@ class WaitingRoom(RoomPolicy):
         return self.store.heartbeat(room, visitor_id, self.rules(room))
 
     def tick(self, room: str) -> TickResult:
-        result = self.store.tick(room, self.rules(room))
+        result = self.store.tick(room, self.rules(room), self.known_epoch(room))
         self.log_tick(result)
         return result
 
@@ -290,6 +314,7 @@ class AsyncWaitingRoom(RoomPolicy):
             visitor_pass.visitor_id,
             self.rules(room),
             self.claim(visitor_pass, room),
+            known_epoch=self.known_epoch(room),
         )
         self.log_restore(room, placement)
         return placement
@@ -297,7 +322,12 @@ class AsyncWaitingRoom(RoomPolicy):
     async def restore(self, room: str, visitor_id: str, ticket: int) -> Placement:
         """See :meth:`WaitingRoom.restore`."""
         placement = await self.store.join(
-            room, visitor_id, self.rules(room), ticket, restore_only=True
+            room,
+            visitor_id,
+            self.rules(room),
+            ticket,
+            restore_only=True,
+            known_epoch=self.known_epoch(room),
         )
         self.log_restore(room, placement)
         return placement
@@ -306,7 +336,7 @@ class AsyncWaitingRoom(RoomPolicy):
         return await self.store.heartbeat(room, visitor_id, self.rules(room))
 
     async def tick(self, room: str) -> TickResult:
-        result = await self.store.tick(room, self.rules(room))
+        result = await self.store.tick(room, self.rules(room), self.known_epoch(room))
         self.log_tick(result)
         return result
 

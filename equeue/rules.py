@@ -42,6 +42,9 @@ class RoomRules:
     :param pass_ttl_s: how long the ticket claim carried in a visitor pass stays
         good for restoring a place the store lost (a restart, a rollback to an
         older snapshot, a failover); the store remembers departures as long.
+    :param restore_grace_s: after the store lost a room's data, nobody is admitted
+        for this long, so that every server process can give back the tickets of
+        the waiters it holds first (0 turns the pause off).
     :param max_evictions_per_tick: bound on the work one tick does evicting.
     """
 
@@ -51,6 +54,7 @@ class RoomRules:
     heartbeat_interval_s: float = 5.0
     heartbeat_timeout_s: float = 75.0
     pass_ttl_s: float = 600.0
+    restore_grace_s: float = 5.0
     max_evictions_per_tick: int = 1000
 
     def __post_init__(self) -> None:
@@ -81,6 +85,13 @@ class RoomRules:
                 f"interval {self.heartbeat_interval_s} s): every waiter would be "
                 "evicted between two beats"
             )
+        if (
+            not isinstance(self.restore_grace_s, (int, float))
+            or self.restore_grace_s < 0
+        ):
+            raise ConfigurationError(
+                f"restore_grace_s must be >= 0 seconds, got {self.restore_grace_s!r}"
+            )
         if self.max_evictions_per_tick < 1:
             raise ConfigurationError("max_evictions_per_tick must be at least 1")
 
@@ -91,6 +102,10 @@ class RoomRules:
     @property
     def heartbeat_timeout_ms(self) -> int:
         return int(self.heartbeat_timeout_s * 1000)
+
+    @property
+    def restore_grace_ms(self) -> int:
+        return int(self.restore_grace_s * 1000)
 
     @property
     def gone_keep_ms(self) -> int:

@@ -86,6 +86,7 @@ class Model:
     admitted: dict[str, int] = field(default_factory=dict)
     admits: dict[int, int] = field(default_factory=dict)
     gone: dict[str, int] = field(default_factory=dict)
+    hold_until: int | None = None
     admitted_total: int = 0
     evicted_total: int = 0
 
@@ -115,11 +116,22 @@ class Model:
         self.admits[ticket] = now
         self.admitted_total += 1
 
+    def hold_if_lost(self, known: int | None) -> None:
+        """A process that knew an older epoch pauses admissions (once per epoch)."""
+        assert self.epoch is not None
+        lost = known is not None and known != self.epoch
+        if lost and RULES.restore_grace_ms > 0 and self.hold_until is None:
+            self.hold_until = self.epoch // 1000 + RULES.restore_grace_ms
+
+    def holding(self, now: int) -> bool:
+        return self.hold_until is not None and self.hold_until > now
+
     def join(
-        self, visitor_id: str, claim: int | None, now: int
+        self, visitor_id: str, claim: int | None, now: int, known: int | None
     ) -> tuple[str, int | None]:
         """Return ``(status, position)`` as join.lua should."""
         self.touch_epoch(now)
+        self.hold_if_lost(known)
         until = self.admitted.get(visitor_id)
         if until is not None and until > now:
             return "admitted", 0
@@ -140,6 +152,7 @@ class Model:
             not self.queue
             and self.active(now) < RULES.capacity
             and self.rate_room(now) != 0
+            and not self.holding(now)
         ):
             self.admit(visitor_id, ticket, now)
             return "admitted", 0
@@ -172,9 +185,12 @@ class Model:
         self.admitted.pop(visitor_id, None)
         return had
 
-    def tick(self, now: int) -> tuple[list[str], list[tuple[str, int]]]:
+    def tick(
+        self, now: int, known: int | None
+    ) -> tuple[list[str], list[tuple[str, int]]]:
         """Return ``(evicted, admitted)`` as tick.lua should."""
         self.touch_epoch(now)
+        self.hold_if_lost(known)
         for visitor_id in [v for v, until in self.admitted.items() if until <= now]:
             del self.admitted[visitor_id]
 
@@ -194,6 +210,8 @@ class Model:
         rate_room = self.rate_room(now)
         if 0 <= rate_room < slots:
             slots = rate_room
+        if self.holding(now):
+            slots = 0
         let_in = []
         for _ in range(max(0, slots)):
             if not self.queue:
@@ -261,8 +279,9 @@ class TwoProcessesOneRedis(RuleBasedStateMachine):
         waiting_before = dict(self.model.queue)
         was_admitted = self.model.admitted.get(visitor_id, now) > now
 
+        known = room.known_epoch(ROOM)
         placement = room.join(ROOM, visitor_pass)
-        expected = self.model.join(visitor_id, claim, now)
+        expected = self.model.join(visitor_id, claim, now, known)
 
         assert (placement.status, placement.position) == expected
         assert placement.queue_length == len(self.model.queue)
@@ -352,8 +371,9 @@ class TwoProcessesOneRedis(RuleBasedStateMachine):
 
     @rule(process=st.sampled_from(PROCESSES))
     def tick(self, process: int) -> None:
+        known = self.rooms[process].known_epoch(ROOM)
         result: TickResult = self.rooms[process].tick(ROOM)
-        evicted, admitted = self.model.tick(self.clock.ms())
+        evicted, admitted = self.model.tick(self.clock.ms(), known)
 
         assert list(result.evicted) == evicted
         assert list(result.admitted) == admitted

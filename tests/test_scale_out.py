@@ -525,3 +525,37 @@ def test_a_visitor_keeps_the_place_after_redis_rolls_back_to_a_snapshot(redis_ur
     assert c_again.epoch == c.epoch and c_again.restored
     assert d.ticket is not None and d.ticket > c.ticket
     assert positions == [2, 3], "c joined before d and must wait ahead of d"
+
+
+def test_after_redis_restarts_processes_restore_their_waiters_before_admitting(
+    server_factory, visitors, redis_server, redis_url
+):
+    env = {
+        "REDIS_URL": redis_url,
+        "EQUEUE_CAPACITY": "2",
+        "EQUEUE_HEARTBEAT_TIMEOUT": "60",
+    }
+    apps = [
+        start_example(server_factory, adapter, **env)
+        for adapter in ("flask-threading", "starlette")
+    ]
+    people = register_spread(apps, visitors, 7)
+    waiting = people[2:]
+    assert [v.last["position"] for v in waiting] == [1, 2, 3, 4, 5]
+
+    # No persistence: every key is gone, and with it the two admitted sessions.
+    # Each process holds some of the waiters; the room must let none of them in
+    # before the others are back.
+    redis_server.restart()
+    admitted = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(admitted) < 2:
+        for visitor in waiting:
+            if visitor not in admitted and not visitor.updates.empty():
+                update = visitor.next_update(timeout=0.1)
+                if update["status"] == "admitted":
+                    admitted.append(visitor)
+        time.sleep(0.05)
+
+    assert admitted == waiting[:2], [visitor_id_of(v) for v in admitted]
+    assert [v.register()["position"] for v in waiting[2:]] == [1, 2, 3]

@@ -27,6 +27,21 @@ local function equeue_epoch(meta, now)
   return epoch
 end
 
+-- A caller that knew an older epoch has just seen the room's data come back
+-- empty: for restore_grace_ms after the new epoch began, nobody is admitted, so
+-- that every server process can give back the tickets of the waiters it holds
+-- before anyone behind them gets in. Set once per epoch, whoever notices first.
+local function equeue_hold_if_lost(meta, epoch, known, grace)
+  if known ~= '' and tonumber(known) ~= epoch and grace > 0 then
+    redis.call('HSETNX', meta, 'hold_until', equeue_int(epoch / 1000 + grace))
+  end
+end
+
+local function equeue_holding(meta, now)
+  local until_ms = redis.call('HGET', meta, 'hold_until')
+  return until_ms ~= false and tonumber(until_ms) > now
+end
+
 local function equeue_active(admitted, now)
   return redis.call('ZCOUNT', admitted, '(' .. equeue_int(now), '+inf')
 end

@@ -1,6 +1,7 @@
 -- KEYS: meta, queue, seen, admitted, admits, gone
 -- ARGV: now_override, visitor_id, capacity, admit_per_minute (0: none),
---       session_ttl_ms, claim_ticket (''), restore_only ('1' or '')
+--       session_ttl_ms, claim_ticket (''), restore_only ('1' or ''),
+--       known_epoch (''), restore_grace_ms
 -- Returns: {status, ticket|-1, position|-1, queue_length, epoch, admitted_until|-1,
 --           now, restored(0|1)}
 local meta, queue, seen, admitted, admits, gone = KEYS[1], KEYS[2], KEYS[3],
@@ -12,6 +13,7 @@ local ttl = tonumber(ARGV[5])
 
 local now = equeue_now_ms()
 local epoch = equeue_epoch(meta, now)
+equeue_hold_if_lost(meta, epoch, ARGV[8], tonumber(ARGV[9]))
 
 local until_ms = redis.call('ZSCORE', admitted, visitor)
 if until_ms and tonumber(until_ms) > now then
@@ -48,7 +50,8 @@ end
 
 local waiting = redis.call('ZCARD', queue)
 if waiting == 0 and equeue_active(admitted, now) < capacity
-    and equeue_rate_room(admits, now, per_minute) ~= 0 then
+    and equeue_rate_room(admits, now, per_minute) ~= 0
+    and not equeue_holding(meta, now) then
   equeue_admit(meta, seen, admitted, admits, gone, visitor, ticket, now, ttl)
   return {'admitted', -1, 0, 0, epoch, now + ttl, now, was_restored}
 end

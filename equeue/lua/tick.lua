@@ -1,6 +1,7 @@
 -- KEYS: meta, queue, seen, admitted, admits, gone
 -- ARGV: now_override, capacity, admit_per_minute (0: none), session_ttl_ms,
---       heartbeat_timeout_ms, max_evictions, eta_window_ms, gone_keep_ms
+--       heartbeat_timeout_ms, max_evictions, eta_window_ms, gone_keep_ms,
+--       known_epoch (''), restore_grace_ms
 -- Returns: {now, epoch, expired, queue_length, active, recent, {evicted...},
 --           {visitor, ticket, visitor, ticket, ...}}
 local meta, queue, seen, admitted, admits, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
@@ -13,6 +14,7 @@ local window = tonumber(ARGV[7])
 
 local now = equeue_now_ms()
 local epoch = equeue_epoch(meta, now)
+equeue_hold_if_lost(meta, epoch, ARGV[9], tonumber(ARGV[10]))
 
 local expired = redis.call('ZREMRANGEBYSCORE', admitted, '-inf', equeue_int(now))
 
@@ -32,6 +34,9 @@ local slots = capacity - redis.call('ZCARD', admitted)
 local rate_room = equeue_rate_room(admits, now, per_minute)
 if rate_room >= 0 and rate_room < slots then
   slots = rate_room
+end
+if equeue_holding(meta, now) then
+  slots = 0
 end
 local let_in = {}
 if slots > 0 then

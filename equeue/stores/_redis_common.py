@@ -104,6 +104,7 @@ class ScriptCalls:
         rules: RoomRules,
         claim: int | None,
         restore_only: bool,
+        known_epoch: int | None,
     ) -> tuple[list[str], list[Any]]:
         k = self.keys(room)
         return (
@@ -116,6 +117,8 @@ class ScriptCalls:
                 rules.session_ttl_ms,
                 "" if claim is None else claim,
                 "1" if restore_only else "",
+                "" if known_epoch is None else known_epoch,
+                rules.restore_grace_ms,
             ],
         )
 
@@ -142,7 +145,9 @@ class ScriptCalls:
             [self._now(), ETA_WINDOW_MS, *visitor_ids],
         )
 
-    def tick_args(self, room: str, rules: RoomRules) -> tuple[list[str], list[Any]]:
+    def tick_args(
+        self, room: str, rules: RoomRules, known_epoch: int | None
+    ) -> tuple[list[str], list[Any]]:
         k = self.keys(room)
         return (
             [k.meta, k.queue, k.seen, k.admitted, k.admits, k.gone],
@@ -155,6 +160,8 @@ class ScriptCalls:
                 rules.max_evictions_per_tick,
                 ETA_WINDOW_MS,
                 rules.gone_keep_ms,
+                "" if known_epoch is None else known_epoch,
+                rules.restore_grace_ms,
             ],
         )
 

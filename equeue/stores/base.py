@@ -103,6 +103,7 @@ class QueueStore(abc.ABC):
         claim: int | None = None,
         *,
         restore_only: bool = False,
+        known_epoch: int | None = None,
     ) -> Placement:
         """Put ``visitor_id`` in the queue of ``room``, or report where they are.
 
@@ -127,7 +128,9 @@ class QueueStore(abc.ABC):
         round trip."""
 
     @abc.abstractmethod
-    def tick(self, room: str, rules: RoomRules) -> TickResult:
+    def tick(
+        self, room: str, rules: RoomRules, known_epoch: int | None = None
+    ) -> TickResult:
         """Expire ended sessions, evict silent waiters, admit from the head.
 
         Safe to run concurrently from several processes: each call is atomic and
@@ -171,6 +174,7 @@ class AsyncQueueStore(abc.ABC):
         claim: int | None = None,
         *,
         restore_only: bool = False,
+        known_epoch: int | None = None,
     ) -> Placement: ...
 
     @abc.abstractmethod
@@ -184,7 +188,9 @@ class AsyncQueueStore(abc.ABC):
     ) -> RoomSnapshot: ...
 
     @abc.abstractmethod
-    async def tick(self, room: str, rules: RoomRules) -> TickResult: ...
+    async def tick(
+        self, room: str, rules: RoomRules, known_epoch: int | None = None
+    ) -> TickResult: ...
 
     @abc.abstractmethod
     async def renew(

@@ -35,6 +35,7 @@ class _Room:
     epoch: int
     next_ticket: int
     issued_total: int = 0
+    hold_until: int | None = None
     admitted_total: int = 0
     evicted_total: int = 0
     tickets: dict[str, int] = field(default_factory=dict)
@@ -112,6 +113,15 @@ class _Room:
         self.admitted_total += 1
         return now + ttl_ms
 
+    def hold_if_lost(self, known_epoch: int | None, grace_ms: int) -> None:
+        # As equeue_hold_if_lost in the Lua scripts.
+        lost = known_epoch is not None and known_epoch != self.epoch
+        if lost and grace_ms > 0 and self.hold_until is None:
+            self.hold_until = self.epoch // 1000 + grace_ms
+
+    def holding(self, now: int) -> bool:
+        return self.hold_until is not None and self.hold_until > now
+
     def rate_room(self, now: int, per_minute: int | None) -> int | None:
         if per_minute is None:
             return None
@@ -154,10 +164,12 @@ class MemoryStore(QueueStore):
         claim: int | None = None,
         *,
         restore_only: bool = False,
+        known_epoch: int | None = None,
     ) -> Placement:
         with self._lock:
             now = self._now_ms()
             state = self._room(room, now)
+            state.hold_if_lost(known_epoch, rules.restore_grace_ms)
             known = state.placement(visitor_id, now)
             if known.status == "queued":
                 state.touch(visitor_id, now)
@@ -188,6 +200,7 @@ class MemoryStore(QueueStore):
                 not state.queue
                 and state.active(now) < rules.capacity
                 and (rate_room is None or rate_room > 0)
+                and not state.holding(now)
             ):
                 until = state.admit(visitor_id, now, rules.session_ttl_ms)
                 return Placement(
@@ -267,10 +280,13 @@ class MemoryStore(QueueStore):
                 placements=placements,
             )
 
-    def tick(self, room: str, rules: RoomRules) -> TickResult:
+    def tick(
+        self, room: str, rules: RoomRules, known_epoch: int | None = None
+    ) -> TickResult:
         with self._lock:
             now = self._now_ms()
             state = self._room(room, now)
+            state.hold_if_lost(known_epoch, rules.restore_grace_ms)
 
             expired = 0
             while state.admitted and state.admitted[0][0] <= now:
@@ -293,6 +309,8 @@ class MemoryStore(QueueStore):
             rate_room = state.rate_room(now, rules.admit_per_minute)
             if rate_room is not None:
                 slots = min(slots, rate_room)
+            if state.holding(now):
+                slots = 0
             admitted = []
             while slots > 0 and state.queue:
                 ticket, visitor_id = state.queue[0]
@@ -371,8 +389,16 @@ class AsyncMemoryStore(AsyncQueueStore):
         claim: int | None = None,
         *,
         restore_only: bool = False,
+        known_epoch: int | None = None,
     ) -> Placement:
-        return self.sync.join(room, visitor_id, rules, claim, restore_only=restore_only)
+        return self.sync.join(
+            room,
+            visitor_id,
+            rules,
+            claim,
+            restore_only=restore_only,
+            known_epoch=known_epoch,
+        )
 
     async def heartbeat(
         self, room: str, visitor_id: str, rules: RoomRules
@@ -384,8 +410,10 @@ class AsyncMemoryStore(AsyncQueueStore):
     ) -> RoomSnapshot:
         return self.sync.snapshot(room, visitor_ids)
 
-    async def tick(self, room: str, rules: RoomRules) -> TickResult:
-        return self.sync.tick(room, rules)
+    async def tick(
+        self, room: str, rules: RoomRules, known_epoch: int | None = None
+    ) -> TickResult:
+        return self.sync.tick(room, rules, known_epoch)
 
     async def renew(self, room: str, visitor_id: str, rules: RoomRules) -> int | None:
         return self.sync.renew(room, visitor_id, rules)

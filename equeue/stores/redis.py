@@ -118,8 +118,11 @@ class RedisStore(QueueStore):
         claim: int | None = None,
         *,
         restore_only: bool = False,
+        known_epoch: int | None = None,
     ) -> Placement:
-        keys, args = self._calls.join_args(room, visitor_id, rules, claim, restore_only)
+        keys, args = self._calls.join_args(
+            room, visitor_id, rules, claim, restore_only, known_epoch
+        )
         return decode_placement(visitor_id, self._run("join", keys, args))
 
     def heartbeat(self, room: str, visitor_id: str, rules: RoomRules) -> Placement:
@@ -130,8 +133,10 @@ class RedisStore(QueueStore):
         keys, args = self._calls.snapshot_args(room, visitor_ids)
         return decode_snapshot(room, visitor_ids, self._run("snapshot", keys, args))
 
-    def tick(self, room: str, rules: RoomRules) -> TickResult:
-        keys, args = self._calls.tick_args(room, rules)
+    def tick(
+        self, room: str, rules: RoomRules, known_epoch: int | None = None
+    ) -> TickResult:
+        keys, args = self._calls.tick_args(room, rules, known_epoch)
         return decode_tick(room, self._run("tick", keys, args))
 
     def renew(self, room: str, visitor_id: str, rules: RoomRules) -> int | None:

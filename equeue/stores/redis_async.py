@@ -111,8 +111,11 @@ class AsyncRedisStore(AsyncQueueStore):
         claim: int | None = None,
         *,
         restore_only: bool = False,
+        known_epoch: int | None = None,
     ) -> Placement:
-        keys, args = self._calls.join_args(room, visitor_id, rules, claim, restore_only)
+        keys, args = self._calls.join_args(
+            room, visitor_id, rules, claim, restore_only, known_epoch
+        )
         return decode_placement(visitor_id, await self._run("join", keys, args))
 
     async def heartbeat(
@@ -128,8 +131,10 @@ class AsyncRedisStore(AsyncQueueStore):
         reply = await self._run("snapshot", keys, args)
         return decode_snapshot(room, visitor_ids, reply)
 
-    async def tick(self, room: str, rules: RoomRules) -> TickResult:
-        keys, args = self._calls.tick_args(room, rules)
+    async def tick(
+        self, room: str, rules: RoomRules, known_epoch: int | None = None
+    ) -> TickResult:
+        keys, args = self._calls.tick_args(room, rules, known_epoch)
         return decode_tick(room, await self._run("tick", keys, args))
 
     async def renew(self, room: str, visitor_id: str, rules: RoomRules) -> int | None:

@@ -346,3 +346,37 @@ def test_tickets_never_fall_behind_the_clock(backend: Backend):
 
     assert second.ticket >= backend.clock.now * 1000 > first.ticket
     assert backend.store.snapshot("r").tickets_issued == 4
+
+
+def test_after_a_loss_admissions_pause_until_waiters_can_get_their_tickets_back(
+    backend: Backend,
+):
+    rules = RoomRules(capacity=1, heartbeat_interval_s=1, heartbeat_timeout_s=60)
+    fill(backend, rules=rules)
+    held_elsewhere = backend.store.join("r", "elsewhere", rules)
+    old_epoch = held_elsewhere.epoch
+
+    backend.wipe()
+    backend.clock.advance(1)
+    # A process that knew the old epoch notices the loss: a newcomer is not let
+    # in at once, and ticks admit nobody during the grace period.
+    newcomer = backend.store.join("r", "new", rules, known_epoch=old_epoch)
+    first_tick = backend.store.tick("r", rules, known_epoch=old_epoch)
+    restored = backend.store.join(
+        "r", "elsewhere", rules, claim=held_elsewhere.ticket, restore_only=True
+    )
+    backend.clock.advance(rules.restore_grace_s - 0.5)
+    during = backend.store.tick("r", rules, known_epoch=newcomer.epoch)
+    backend.clock.advance(1)
+    after = backend.store.tick("r", rules, known_epoch=newcomer.epoch)
+
+    assert newcomer.status == "queued" and first_tick.admitted == []
+    assert restored.restored and during.admitted == []
+    assert [v for v, _ in after.admitted] == ["elsewhere"]
+
+
+def test_a_process_that_never_saw_the_room_does_not_pause_it(backend: Backend):
+    placement = backend.store.join("r", "a", RULES, known_epoch=None)
+    again = backend.store.join("r", "b", RULES, known_epoch=placement.epoch)
+
+    assert placement.status == again.status == "admitted"
