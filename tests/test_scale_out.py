@@ -557,5 +557,8 @@ def test_after_redis_restarts_processes_restore_their_waiters_before_admitting(
                     admitted.append(visitor)
         time.sleep(0.05)
 
-    assert admitted == waiting[:2], [visitor_id_of(v) for v in admitted]
+    # The two are let in by one tick; their updates may arrive in either order.
+    assert {id(v) for v in admitted} == {id(v) for v in waiting[:2]}, [
+        visitor_id_of(v) for v in admitted
+    ]
     assert [v.register()["position"] for v in waiting[2:]] == [1, 2, 3]
