@@ -15,7 +15,13 @@ from ..errors import ConfigurationError, StoreError
 from ..rules import RoomRules, check_room_name
 from .base import ETA_WINDOW_MS, Placement, RoomSnapshot, Status, TickResult
 
-__all__ = ["HEARTBEAT_HISTORY", "RedisKeys", "load_script"]
+__all__ = [
+    "HEARTBEAT_HISTORY",
+    "RedisKeys",
+    "cluster_nodes",
+    "load_script",
+    "redacted",
+]
 
 #: How many heartbeat times are kept per visitor for ``/debug_heartbeats``.
 HEARTBEAT_HISTORY = 20
@@ -301,3 +307,28 @@ def parse_redis_url(url: str) -> tuple[str, dict[str, Any]]:
             kept.append(pair)
     clean = parts._replace(query="&".join(kept)).geturl()
     return clean, options
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """Return the ``(host, port)`` startup nodes of a ``redis+cluster://`` URL."""
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    nodes = []
+    for item in filter(None, netloc.split(",")):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigurationError(
+                f"cluster URL nodes must be host:port, got {item!r} in {url!r}"
+            )
+        nodes.append((host.strip("[]"), int(port)))
+    if not nodes:
+        raise ConfigurationError(f"cluster URL names no node: {url!r}")
+    return nodes
+
+
+def redacted(url: str) -> str:
+    """Return ``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()

@@ -10,39 +10,25 @@ from urllib.parse import urlsplit
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from ..errors import ConfigurationError, StoreError
+from ..errors import StoreError
 from ..rules import RoomRules
 from ._redis_common import (
     RESP_PROTOCOL,
     ScriptCalls,
+    cluster_nodes,
     decode_history,
     decode_placement,
     decode_snapshot,
     decode_tick,
     parse_redis_url,
+    redacted,
     script_sources,
 )
 from .base import Placement, QueueStore, RoomSnapshot, TickResult
 
-__all__ = ["RedisStore", "cluster_nodes"]
+__all__ = ["RedisStore"]
 
 logger = logging.getLogger(__name__)
-
-
-def cluster_nodes(url: str) -> list[tuple[str, int]]:
-    """Return the ``(host, port)`` startup nodes of a ``redis+cluster://`` URL."""
-    netloc = urlsplit(url).netloc.rpartition("@")[2]
-    nodes = []
-    for item in filter(None, netloc.split(",")):
-        host, _, port = item.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigurationError(
-                f"cluster URL nodes must be host:port, got {item!r} in {url!r}"
-            )
-        nodes.append((host.strip("[]"), int(port)))
-    if not nodes:
-        raise ConfigurationError(f"cluster URL names no node: {url!r}")
-    return nodes
 
 
 class RedisStore(QueueStore):
@@ -97,7 +83,7 @@ class RedisStore(QueueStore):
             )
         else:
             client = redis.Redis.from_url(clean, protocol=RESP_PROTOCOL, **options)
-        logger.info("redis store: using %s", _redacted(clean))
+        logger.info("redis store: using %s", redacted(clean))
         return cls(client, now_ms=now_ms, **own)
 
     @property
@@ -163,12 +149,3 @@ class RedisStore(QueueStore):
 
     def close(self) -> None:
         self._client.close()
-
-
-def _redacted(url: str) -> str:
-    """Return ``url`` without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()

@@ -20,15 +20,16 @@ from ..rules import RoomRules
 from ._redis_common import (
     RESP_PROTOCOL,
     ScriptCalls,
+    cluster_nodes,
     decode_history,
     decode_placement,
     decode_snapshot,
     decode_tick,
     parse_redis_url,
+    redacted,
     script_sources,
 )
 from .base import AsyncQueueStore, Placement, RoomSnapshot, TickResult
-from .redis import _redacted, cluster_nodes
 
 __all__ = ["AsyncRedisStore"]
 
@@ -94,7 +95,7 @@ class AsyncRedisStore(AsyncQueueStore):
             )
             # from_pool hands the pool to the client, so close() also disconnects it.
             client = aioredis.Redis.from_pool(pool)
-        logger.info("async redis store: using %s", _redacted(clean))
+        logger.info("async redis store: using %s", redacted(clean))
         return cls(client, now_ms=now_ms, **own)
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
